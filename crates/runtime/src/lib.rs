@@ -1,0 +1,20 @@
+//! berth-runtime: Berth's container runtime library.
+//!
+//! Creates, starts, signals, pauses and deletes containers described by an OCI runtime spec:
+//! namespaces, cgroups (v1 and v2), a secure rootfs and the container's process setup. It never
+//! talks gRPC and never touches the daemon's metadata store.
+//!
+//! The entry point is [`Runtime`]: it keeps one state directory per container under its root
+//! (like `runc --root`), so separate processes (a CLI, a shim) can act on the same container.
+
+pub mod cgroups;
+mod container;
+mod error;
+mod process;
+pub mod rootfs;
+
+pub use container::{
+    Container, CreateOptions, DeleteOutcome, ExecOptions, Runtime, Status, Stdio,
+};
+pub use error::{Error, Result};
+pub use process::seccomp::SeccompError;

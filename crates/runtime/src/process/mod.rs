@@ -1,0 +1,37 @@
+//! Container processes: how they are spawned (stages talking over a channel) and how each is
+//! set up before exec (user, capabilities, rlimits, seccomp, terminal).
+
+pub(crate) mod caps;
+pub(crate) mod rlimits;
+pub mod seccomp;
+pub(crate) mod tty;
+pub(crate) mod user;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{context}: {source}")]
+    Sys {
+        context: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+}
+
+impl ProcessError {
+    pub(crate) fn sys(context: impl Into<String>, source: nix::Error) -> Self {
+        ProcessError::Sys {
+            context: context.into(),
+            source,
+        }
+    }
+}
