@@ -12,9 +12,17 @@ mod container;
 mod error;
 mod process;
 pub mod rootfs;
+mod self_exe;
+
+/// The console socket protocol (pty master passed with SCM_RIGHTS).
+pub mod console {
+    pub use crate::process::tty::receive_pty_master;
+}
 
 pub use container::{
     Container, CreateOptions, DeleteOutcome, ExecOptions, Runtime, Status, Stdio,
 };
 pub use error::{Error, Result};
 pub use process::seccomp::SeccompError;
+pub use process::ProcessError;
+pub use self_exe::protect_self_exe;

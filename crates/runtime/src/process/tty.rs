@@ -10,3 +10,11 @@ use super::ProcessError;
 pub(crate) fn setup_console(_socket_fd: RawFd) -> Result<(), ProcessError> {
     Err(ProcessError::Invalid("terminal not implemented".into()))
 }
+
+/// The receiving end of a console socket: reads one message from `stream` carrying the pty
+/// master fd (SCM_RIGHTS) and returns it. Used by shims, `berth-oci` callers and tests.
+pub fn receive_pty_master(
+    _stream: &std::os::unix::net::UnixStream,
+) -> Result<std::os::fd::OwnedFd, ProcessError> {
+    Err(ProcessError::Invalid("terminal not implemented".into()))
+}
