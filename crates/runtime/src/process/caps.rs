@@ -304,6 +304,35 @@ mod tests {
         });
     }
 
+    #[test]
+    fn non_root_user_keeps_the_spec_capabilities_in_runtime_order() {
+        run_in_child(|| {
+            let mut spec = LinuxCapabilities::default();
+            let names = ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"];
+            for setter in [
+                LinuxCapabilities::set_bounding,
+                LinuxCapabilities::set_permitted,
+                LinuxCapabilities::set_effective,
+                LinuxCapabilities::set_inheritable,
+                LinuxCapabilities::set_ambient,
+            ] {
+                setter(&mut spec, Some(set(&names)));
+            }
+            let mut user = oci_spec::runtime::User::default();
+            user.set_uid(4321);
+            user.set_gid(4321);
+            drop_bounding(&spec).map_err(|e| e.to_string())?;
+            crate::process::user::switch(&user).map_err(|e| e.to_string())?;
+            apply_sets(&spec).map_err(|e| e.to_string())?;
+            use caps::Capability as K;
+            let want = bits(&[K::CAP_CHOWN, K::CAP_NET_BIND_SERVICE]);
+            for field in ["CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"] {
+                check(field, want)?;
+            }
+            Ok(())
+        });
+    }
+
     fn check(field: &str, want: u64) -> Result<(), String> {
         let got = status_mask(field);
         if got == want {

@@ -139,7 +139,7 @@ impl SeccompProgram {
 /// instructions.
 fn parse_bpf(bpf: &[u8]) -> Result<Vec<SockFilter>, SeccompError> {
     const SIZE: usize = std::mem::size_of::<SockFilter>();
-    if bpf.is_empty() || bpf.len() % SIZE != 0 {
+    if bpf.is_empty() || !bpf.chunks_exact(SIZE).remainder().is_empty() {
         return Err(SeccompError::Other(format!(
             "libseccomp exported {} bytes of BPF, not a whole number of instructions",
             bpf.len()

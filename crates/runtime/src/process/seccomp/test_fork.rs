@@ -4,7 +4,6 @@
 //! test under `crate::process` may use it.
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult};
@@ -24,7 +23,7 @@ pub(crate) fn run_in_child(check: impl FnOnce() -> Result<(), String>) {
                 Ok(Err(message)) => (1, message),
                 Err(_) => (2, "check panicked".to_owned()),
             };
-            let mut pipe = std::fs::File::from(OwnedFd::from(write_end));
+            let mut pipe = std::fs::File::from(write_end);
             let _ = pipe.write_all(message.as_bytes());
             // SAFETY: ends the forked child without running the parent's atexit handlers.
             unsafe { libc::_exit(code) }

@@ -1,6 +1,7 @@
 use nix::errno::Errno;
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator, LinuxSyscall,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
 };
 
 use super::test_fork::run_in_child;
@@ -209,4 +210,46 @@ fn out_of_range_errno_and_argument_index_are_invalid() {
         SeccompProgram::compile(&spec),
         Err(SeccompError::Invalid(_))
     ));
+}
+
+#[test]
+fn filter_flags_reach_the_kernel() {
+    let mut spec = LinuxSeccomp::default();
+    spec.set_default_action(LinuxSeccompAction::ScmpActAllow);
+    spec.set_flags(Some(vec![
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+    ]));
+    spec.set_syscalls(Some(vec![rule(
+        &["getppid"],
+        LinuxSeccompAction::ScmpActErrno,
+        Some(libc::EACCES as u32),
+    )]));
+    let program = SeccompProgram::compile(&spec).unwrap();
+    assert_eq!(program.flags, 0b111);
+    run_in_child(move || {
+        set_no_new_privs()?;
+        program.load().map_err(|e| e.to_string())?;
+        // SAFETY: getppid takes no arguments.
+        let rc = unsafe { libc::syscall(libc::SYS_getppid) };
+        expect("getppid", rc, Err(Errno::EACCES))
+    });
+}
+
+#[test]
+fn load_without_no_new_privs_or_cap_sys_admin_fails() {
+    let program = SeccompProgram::compile(&docker_default_profile()).unwrap();
+    run_in_child(move || {
+        caps::drop(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        )
+        .map_err(|e| e.to_string())?;
+        match program.load() {
+            Err(SeccompError::Load(Errno::EACCES)) => Ok(()),
+            other => Err(format!("load: {other:?}")),
+        }
+    });
 }
