@@ -236,4 +236,144 @@ fn mount_classic(
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+    /// Unmounts the target on drop, even when an assertion failed.
+    struct Mounted(PathBuf);
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+        }
+    }
+
+    fn is_mounted(target: &Path) -> bool {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let target = target.to_str().unwrap();
+        info.lines().any(|l| l.split(' ').nth(4) == Some(target))
+    }
+
+    fn scratch() -> tempfile::TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        tempfile::Builder::new()
+            .prefix(&format!("berth-overlay-{}-{n}-", std::process::id()))
+            .tempdir()
+            .unwrap()
+    }
+
+    #[test]
+    fn overlay_with_128_lowers_longer_than_a_page() {
+        let dir = scratch();
+        let mut lowers = Vec::new();
+        for i in 0..128 {
+            // Long names: the classic option string would be far over one page.
+            let lower = dir.path().join(format!("layer-{i:03}-{}", "x".repeat(40)));
+            std::fs::create_dir(&lower).unwrap();
+            std::fs::write(lower.join(format!("file{i}")), format!("{i}")).unwrap();
+            std::fs::write(lower.join("shadowed"), format!("{i}")).unwrap();
+            lowers.push(lower);
+        }
+        assert!(classic_options(&lowers, None).is_err());
+        let (upper, work, merged) = (
+            dir.path().join("upper"),
+            dir.path().join("work"),
+            dir.path().join("merged"),
+        );
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir(d).unwrap();
+        }
+        mount(&lowers, &upper, &work, &merged).unwrap();
+        let guard = Mounted(merged.clone());
+        assert!(is_mounted(&merged));
+        for i in 0..128 {
+            let content = std::fs::read_to_string(merged.join(format!("file{i}"))).unwrap();
+            assert_eq!(content, i.to_string());
+        }
+        // The first lower is the top-most one.
+        assert_eq!(
+            std::fs::read_to_string(merged.join("shadowed")).unwrap(),
+            "0"
+        );
+        std::fs::write(merged.join("new"), "written").unwrap();
+        std::fs::write(merged.join("file5"), "changed").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(upper.join("new")).unwrap(),
+            "written"
+        );
+        assert_eq!(
+            std::fs::read_to_string(upper.join("file5")).unwrap(),
+            "changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(lowers[5].join("file5")).unwrap(),
+            "5"
+        );
+
+        unmount(&merged).unwrap();
+        assert!(!is_mounted(&merged));
+        assert!(!merged.join("file0").exists());
+        // Unmounting again is fine.
+        unmount(&merged).unwrap();
+        drop(guard);
+    }
+
+    #[test]
+    fn read_only_overlay_without_upper() {
+        let dir = scratch();
+        let lowers: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("l{i}"))).collect();
+        for (i, l) in lowers.iter().enumerate() {
+            std::fs::create_dir(l).unwrap();
+            std::fs::write(l.join(format!("f{i}")), "x").unwrap();
+        }
+        let merged = dir.path().join("merged");
+        std::fs::create_dir(&merged).unwrap();
+        mount(&lowers, Path::new(""), Path::new(""), &merged).unwrap();
+        let _guard = Mounted(merged.clone());
+        assert!(merged.join("f0").exists() && merged.join("f1").exists());
+        let err = std::fs::write(merged.join("new"), "x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        unmount(&merged).unwrap();
+        assert!(!is_mounted(&merged));
+    }
+
+    #[test]
+    fn classic_mount_escapes_paths() {
+        let dir = scratch();
+        let lowers: Vec<PathBuf> = ["a:b", "c,d"].iter().map(|n| dir.path().join(n)).collect();
+        for l in &lowers {
+            std::fs::create_dir(l).unwrap();
+            std::fs::write(l.join(l.file_name().unwrap()), "x").unwrap();
+        }
+        let (upper, work, merged) = (
+            dir.path().join("up"),
+            dir.path().join("wo"),
+            dir.path().join("merged"),
+        );
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let data = classic_options(&lowers, Some((&upper, &work))).unwrap();
+        assert!(String::from_utf8(data).unwrap().contains("a\\:b:"));
+        mount_classic(&lowers, Some((&upper, &work)), &merged).unwrap();
+        let _guard = Mounted(merged.clone());
+        assert!(merged.join("a:b").exists() && merged.join("c,d").exists());
+        unmount(&merged).unwrap();
+        assert!(!is_mounted(&merged));
+    }
+
+    #[test]
+    fn missing_lower_reports_the_kernel_message() {
+        let dir = scratch();
+        let merged = dir.path().join("merged");
+        std::fs::create_dir(&merged).unwrap();
+        let lowers = vec![dir.path().join("missing")];
+        let err = mount(&lowers, Path::new(""), Path::new(""), &merged).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        assert!(!is_mounted(&merged));
+        assert!(mount(&[], Path::new(""), Path::new(""), &merged).is_err());
+    }
+}
