@@ -12,7 +12,6 @@ use super::safe_path::{Kind, Root};
 use super::spec_mounts::{bind, fresh, remount_bind, Context};
 use super::RootfsError;
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Mounts the cgroup filesystem(s) at `dest`.
@@ -37,7 +36,7 @@ pub(super) fn mount(
 
 fn host_is_unified() -> bool {
     nix::sys::statfs::statfs(HOST_CGROUP_ROOT)
-        .map(|st| st.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|st| st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::sched::{unshare, CloneFlags};
+use nix::sys::statvfs::FsFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
-use oci_spec::runtime::{MountBuilder, Spec};
+use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
 
 use super::{finalize, pivot, prepare, RootfsOptions};
 
@@ -59,7 +60,9 @@ fn in_child(new_cgroup_ns: bool, body: impl FnOnce() -> Result<(), String>) -> R
         ForkResult::Parent { child } => {
             drop(write_end);
             let mut msg = String::new();
-            std::fs::File::from(read_end).read_to_string(&mut msg).unwrap();
+            std::fs::File::from(read_end)
+                .read_to_string(&mut msg)
+                .unwrap();
             match waitpid(child, None).unwrap() {
                 WaitStatus::Exited(_, 0) => Ok(()),
                 status => Err(format!("child {status:?}: {msg}")),
@@ -133,6 +136,20 @@ impl Fixture {
                 .build()
                 .unwrap(),
         );
+        mounts.push(
+            MountBuilder::default()
+                .destination("/run")
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(vec![
+                    "nosuid".into(),
+                    "rnoexec".into(),
+                    "size=1m".into(),
+                    "rprivate".into(),
+                ])
+                .build()
+                .unwrap(),
+        );
         spec.set_mounts(Some(mounts));
         Fixture {
             bundle,
@@ -161,8 +178,14 @@ fn check_symlinked_bind(fx: &Fixture, opts: &RootfsOptions) -> Result<(), String
     let host_entries = std::fs::read_dir(&fx.outside.0)
         .map_err(|e| e.to_string())?
         .count();
-    check(host_entries == 0, "the host path behind the symlink got files")?;
-    check(!mountinfo_has(&fx.outside.0), "the host path behind the symlink was mounted")?;
+    check(
+        host_entries == 0,
+        "the host path behind the symlink got files",
+    )?;
+    check(
+        !mountinfo_has(&fx.outside.0),
+        "the host path behind the symlink was mounted",
+    )?;
     let inside = opts
         .rootfs
         .join(fx.outside.0.strip_prefix("/").map_err(|e| e.to_string())?);
@@ -183,8 +206,11 @@ fn check_container_view(fx: &Fixture) -> Result<(), String> {
     )?;
     check(read("/etc/hostfile")? == "host file", "bound file content")?;
     check(
-        errno_of(std::fs::OpenOptions::new().write(true).open("/etc/hostfile"))
-            == Some(libc::EROFS),
+        errno_of(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/etc/hostfile"),
+        ) == Some(libc::EROFS),
         "the ro bind of /etc/hostfile accepts writes",
     )?;
     // Devices and /dev symlinks.
@@ -194,10 +220,17 @@ fn check_container_view(fx: &Fixture) -> Result<(), String> {
         "/dev/null is not char 1:3",
     )?;
     check(null.mode() & 0o777 == 0o666, "/dev/null mode")?;
+    check(
+        std::fs::read_link("/sys").is_err() && Path::new("/sys/kernel").is_dir(),
+        "no sysfs",
+    )?;
     std::fs::write("/dev/null", "x").map_err(|e| format!("write /dev/null: {e}"))?;
     for (link, target) in [("/dev/fd", "/proc/self/fd"), ("/dev/ptmx", "pts/ptmx")] {
         let got = std::fs::read_link(link).map_err(|e| format!("{link}: {e}"))?;
-        check(got == Path::new(target), format!("{link} -> {}", got.display()))?;
+        check(
+            got == Path::new(target),
+            format!("{link} -> {}", got.display()),
+        )?;
     }
     check(Path::new("/dev/pts/ptmx").exists(), "no devpts")?;
     check(Path::new("/proc/self/status").exists(), "no proc")?;
@@ -206,16 +239,40 @@ fn check_container_view(fx: &Fixture) -> Result<(), String> {
         Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists(),
         "no memory cgroup mount",
     )?;
+    check(
+        errno_of(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/sys/fs/cgroup/memory/cgroup.procs"),
+        ) == Some(libc::EROFS),
+        "the cgroup mount is writable",
+    )?;
+    // A tmpfs with a recursive attribute (mount_setattr) and a propagation option.
+    let run = nix::sys::statvfs::statvfs("/run").map_err(|e| format!("statvfs /run: {e}"))?;
+    let want = FsFlags::ST_NOEXEC | FsFlags::ST_NOSUID;
+    check(
+        run.flags().contains(want),
+        format!("/run flags {:?}", run.flags()),
+    )?;
+    std::fs::write("/run/x", "x").map_err(|e| format!("write /run/x: {e}"))?;
     // Masked and read-only paths, read-only root.
     // Every masked path that exists reads empty (this kernel may lack /proc/kcore, so count
     // the files actually checked).
     let mut masked_files = 0;
-    for p in fx.spec.linux().as_ref().and_then(|l| l.masked_paths().clone()).unwrap_or_default() {
+    for p in fx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default()
+    {
         let Ok(meta) = std::fs::metadata(&p) else {
             continue;
         };
         if meta.is_dir() {
-            let n = std::fs::read_dir(&p).map_err(|e| format!("{p}: {e}"))?.count();
+            let n = std::fs::read_dir(&p)
+                .map_err(|e| format!("{p}: {e}"))?
+                .count();
             check(n == 0, format!("{p} is not masked"))?;
         } else {
             let mut content = Vec::new();
@@ -229,8 +286,11 @@ fn check_container_view(fx: &Fixture) -> Result<(), String> {
     check(masked_files > 0, "no masked file was checked")?;
     // Opening for write is enough (EROFS comes at open time); never actually write.
     check(
-        errno_of(std::fs::OpenOptions::new().write(true).open("/proc/sys/kernel/hostname"))
-            == Some(libc::EROFS),
+        errno_of(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/sys/kernel/hostname"),
+        ) == Some(libc::EROFS),
         "/proc/sys is writable",
     )?;
     check(
@@ -242,16 +302,41 @@ fn check_container_view(fx: &Fixture) -> Result<(), String> {
 
 #[test]
 fn prepare_pivot_finalize_keep_mounts_inside_the_rootfs() {
-    let fx = Fixture::new();
+    let mut fx = Fixture::new();
+    let mut linux = fx.spec.linux().clone().unwrap();
+    let device = LinuxDeviceBuilder::default()
+        .path("/dev/extra/full")
+        .typ(LinuxDeviceType::C)
+        .major(1)
+        .minor(7)
+        .file_mode(0o640u32)
+        .uid(1000u32)
+        .gid(1001u32)
+        .build()
+        .unwrap();
+    linux.set_devices(Some(vec![device]));
+    fx.spec.set_linux(Some(linux));
     let opts = fx.options();
     in_child(true, || {
         prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
         check_symlinked_bind(&fx, &opts)?;
         pivot(&opts.rootfs, false).map_err(|e| format!("pivot: {e}"))?;
         // The old root is gone: the host's bundle path is not reachable any more.
-        check(!fx.bundle.path().join("rootfs").exists(), "old root still visible")?;
+        check(
+            !fx.bundle.path().join("rootfs").exists(),
+            "old root still visible",
+        )?;
         finalize(&fx.spec).map_err(|e| format!("finalize: {e}"))?;
         check_container_view(&fx)?;
+        let extra = std::fs::metadata("/dev/extra/full").map_err(|e| format!("extra: {e}"))?;
+        check(
+            extra.file_type().is_char_device()
+                && extra.rdev() == libc::makedev(1, 7)
+                && extra.mode() & 0o7777 == 0o640
+                && extra.uid() == 1000
+                && extra.gid() == 1001,
+            "spec device /dev/extra/full",
+        )?;
         let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
         let root = info.lines().find(|l| l.split(' ').nth(4) == Some("/"));
         check(
@@ -269,13 +354,21 @@ fn no_pivot_moves_the_rootfs_and_applies_shared_propagation() {
     let mut linux = fx.spec.linux().clone().unwrap();
     linux.set_rootfs_propagation(Some("rshared".to_string()));
     fx.spec.set_linux(Some(linux));
-    let opts = fx.options();
+    // Devices as in a user namespace: the host's nodes bind-mounted onto empty files.
+    let opts = RootfsOptions {
+        in_user_ns: true,
+        ..fx.options()
+    };
     in_child(false, || {
         prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
         check_symlinked_bind(&fx, &opts)?;
         pivot(&opts.rootfs, true).map_err(|e| format!("pivot: {e}"))?;
         finalize(&fx.spec).map_err(|e| format!("finalize: {e}"))?;
         check_container_view(&fx)?;
+        check(
+            mountinfo_has(Path::new("/dev/null")),
+            "/dev/null is not a bind mount",
+        )?;
         let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
         let root = info.lines().find(|l| l.split(' ').nth(4) == Some("/"));
         check(
