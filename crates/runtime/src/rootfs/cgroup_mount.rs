@@ -87,18 +87,24 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
         let host = Path::new(HOST_CGROUP_ROOT)
             .join(dir)
             .join(h.path.trim_start_matches('/'));
+        let mut bind_opts = sub.clone();
+        bind_opts.flags.insert(MsFlags::MS_BIND | MsFlags::MS_REC);
         if !ctx.new_cgroup_ns && host.is_dir() {
             // Without a cgroup namespace a fresh mount would show the host's whole tree:
             // bind only the process's own cgroup, like runc.
-            let mut bind_opts = sub.clone();
-            bind_opts.flags.insert(MsFlags::MS_BIND | MsFlags::MS_REC);
             bind(ctx.root, &host, &target, &bind_opts)?;
         } else {
             let sub = MountOptions {
                 data,
                 ..sub.clone()
             };
-            fresh(ctx.root, Path::new("cgroup"), &target, fstype, &sub)?;
+            match fresh(ctx.root, Path::new("cgroup"), &target, fstype, &sub) {
+                // Refused (a user namespace): the process's own cgroup from the host.
+                Err(e) if e.errno() == Some(Errno::EPERM) && host.is_dir() => {
+                    bind(ctx.root, &host, &target, &bind_opts)?
+                }
+                other => other?,
+            }
         }
         if h.controllers.contains(',') {
             link_controllers(ctx.root, dest, h.controllers)?;

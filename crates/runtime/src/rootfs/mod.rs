@@ -100,7 +100,7 @@ pub(crate) fn prepare(spec: &Spec, opts: &RootfsOptions) -> Result<(), RootfsErr
 
 /// Makes `rootfs` the process's root: pivot_root, or MS_MOVE + chroot when `no_pivot` (initramfs).
 pub(crate) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
-    pivot::pivot(rootfs, no_pivot)
+    pivot::pivot(rootfs, no_pivot).map(drop)
 }
 
 /// After pivot_root: rootfs propagation, masked paths, read-only paths, read-only root.

@@ -12,10 +12,17 @@ use super::RootfsError;
 
 const NONE: Option<&str> = None;
 
+/// How the rootfs became the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Method {
+    PivotRoot,
+    MoveAndChroot,
+}
+
 /// pivot_root(".", ".") inside the new root (no put_old directory needed), then detach the old
 /// root. Falls back to `move_root` when asked (`no_pivot`) or when the current root cannot be
 /// pivoted (EINVAL: an initramfs root).
-pub(super) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+pub(super) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<Method, RootfsError> {
     if no_pivot {
         return move_root(rootfs);
     }
@@ -35,14 +42,16 @@ pub(super) fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
         .map_err(|e| RootfsError::sys("make the old root rslave", e))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| RootfsError::sys("detach the old root", e))?;
-    chdir("/").map_err(|e| RootfsError::sys("chdir /", e))
+    chdir("/").map_err(|e| RootfsError::sys("chdir /", e))?;
+    Ok(Method::PivotRoot)
 }
 
 /// For roots pivot_root refuses: move the rootfs mount onto "/" and chroot into it.
-fn move_root(rootfs: &Path) -> Result<(), RootfsError> {
+fn move_root(rootfs: &Path) -> Result<Method, RootfsError> {
     chdir(rootfs).map_err(|e| RootfsError::sys(format!("chdir {}", rootfs.display()), e))?;
     mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
         .map_err(|e| RootfsError::sys("move the rootfs onto /", e))?;
     chroot(".").map_err(|e| RootfsError::sys("chroot", e))?;
-    chdir("/").map_err(|e| RootfsError::sys("chdir /", e))
+    chdir("/").map_err(|e| RootfsError::sys("chdir /", e))?;
+    Ok(Method::MoveAndChroot)
 }

@@ -13,7 +13,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
 
-use super::{finalize, pivot, prepare, RootfsOptions};
+use super::pivot::{self, Method};
+use super::{finalize, prepare, RootfsOptions};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -320,7 +321,11 @@ fn prepare_pivot_finalize_keep_mounts_inside_the_rootfs() {
     in_child(true, || {
         prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
         check_symlinked_bind(&fx, &opts)?;
-        pivot(&opts.rootfs, false).map_err(|e| format!("pivot: {e}"))?;
+        let method = pivot::pivot(&opts.rootfs, false).map_err(|e| format!("pivot: {e}"))?;
+        check(
+            method == Method::PivotRoot,
+            format!("pivoted with {method:?}"),
+        )?;
         // The old root is gone: the host's bundle path is not reachable any more.
         check(
             !fx.bundle.path().join("rootfs").exists(),
@@ -348,13 +353,14 @@ fn prepare_pivot_finalize_keep_mounts_inside_the_rootfs() {
     assert_eq!(std::fs::read_dir(&fx.outside.0).unwrap().count(), 0);
 }
 
-#[test]
-fn no_pivot_moves_the_rootfs_and_applies_shared_propagation() {
+/// A shared root (`rshared`): pivot_root still works (the rootfs bind and its parent were
+/// made private) and "/" is shared again afterwards. Devices are bound as in a user namespace
+/// and the cgroup mount binds the process's own cgroups (no cgroup namespace).
+fn shared_root(no_pivot: bool, expected: Method) {
     let mut fx = Fixture::new();
     let mut linux = fx.spec.linux().clone().unwrap();
     linux.set_rootfs_propagation(Some("rshared".to_string()));
     fx.spec.set_linux(Some(linux));
-    // Devices as in a user namespace: the host's nodes bind-mounted onto empty files.
     let opts = RootfsOptions {
         in_user_ns: true,
         ..fx.options()
@@ -362,7 +368,8 @@ fn no_pivot_moves_the_rootfs_and_applies_shared_propagation() {
     in_child(false, || {
         prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
         check_symlinked_bind(&fx, &opts)?;
-        pivot(&opts.rootfs, true).map_err(|e| format!("pivot: {e}"))?;
+        let method = pivot::pivot(&opts.rootfs, no_pivot).map_err(|e| format!("pivot: {e}"))?;
+        check(method == expected, format!("pivoted with {method:?}"))?;
         finalize(&fx.spec).map_err(|e| format!("finalize: {e}"))?;
         check_container_view(&fx)?;
         check(
@@ -378,6 +385,16 @@ fn no_pivot_moves_the_rootfs_and_applies_shared_propagation() {
     })
     .unwrap();
     assert_eq!(std::fs::read_dir(&fx.outside.0).unwrap().count(), 0);
+}
+
+#[test]
+fn shared_root_with_pivot_root() {
+    shared_root(false, Method::PivotRoot);
+}
+
+#[test]
+fn no_pivot_moves_the_rootfs_and_chroots() {
+    shared_root(true, Method::MoveAndChroot);
 }
 
 #[test]
