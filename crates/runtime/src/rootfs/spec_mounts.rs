@@ -71,8 +71,25 @@ pub(super) fn mount(ctx: &Context<'_>, m: &Mount) -> Result<(), RootfsError> {
             }
             other => other,
         },
+        "devpts" => match fresh(ctx.root, &source, dest, typ, &opts) {
+            // gid=5 (tty) is not mapped in this user namespace: let devpts pick the gid.
+            Err(e) if e.errno() == Some(Errno::EINVAL) && ctx.in_user_ns => {
+                let mut opts = opts.clone();
+                opts.data = without_gid(&opts.data);
+                fresh(ctx.root, &source, dest, typ, &opts)
+            }
+            other => other,
+        },
         _ => fresh(ctx.root, &source, dest, typ, &opts),
     }
+}
+
+/// A data string without its `gid=` option.
+fn without_gid(data: &str) -> String {
+    data.split(',')
+        .filter(|o| !o.starts_with("gid="))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Mounts a new filesystem of type `typ` at `dest`.
@@ -251,4 +268,31 @@ fn set_attr_recursive(target: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> {
         )
     };
     Errno::result(ret).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_only_the_gid_option() {
+        assert_eq!(
+            without_gid("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            "newinstance,ptmxmode=0666,mode=0620"
+        );
+        assert_eq!(without_gid("gid=5"), "");
+    }
+
+    #[test]
+    fn remounts_keep_set_flags_and_atime_unless_asked() {
+        let current = FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOATIME;
+        assert_eq!(
+            kept_flags(current, MsFlags::MS_RDONLY),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME
+        );
+        assert_eq!(
+            kept_flags(current, MsFlags::MS_RDONLY | MsFlags::MS_STRICTATIME),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV
+        );
+    }
 }

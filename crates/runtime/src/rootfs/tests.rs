@@ -27,26 +27,31 @@ impl Drop for HostDir {
     }
 }
 
-/// Runs `body` in a forked child in new mount/UTS/IPC (and optionally cgroup) namespaces;
-/// returns the child's error message, if any.
-fn in_child(new_cgroup_ns: bool, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+/// The namespaces of a test child.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Namespaces {
+    /// New mount, UTS and IPC namespaces.
+    Mount,
+    /// Plus a new cgroup namespace.
+    MountAndCgroup,
+    /// A new user namespace (root mapped to root, like a rootless-style container without
+    /// privileges over the host's mounts) owning new mount, UTS, IPC, cgroup and PID
+    /// namespaces; the body runs as pid 1 of the new PID namespace.
+    User,
+}
+
+/// Runs `body` in a forked child in new namespaces; returns the child's error message, if any.
+fn in_child(ns: Namespaces, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
     // SAFETY: the child only runs `body` (system calls and plain Rust) and then _exits; it never
     // returns into the test harness.
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             drop(read_end);
-            let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
-            flags |= CloneFlags::CLONE_NEWIPC;
-            if new_cgroup_ns {
-                flags |= CloneFlags::CLONE_NEWCGROUP;
-            }
-            let result = unshare(flags)
-                .map_err(|e| format!("unshare: {e}"))
-                .and_then(|()| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
-                        .unwrap_or_else(|_| Err("child panicked".to_string()))
-                });
+            let result = enter(ns).and_then(|()| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+                    .unwrap_or_else(|_| Err("child panicked".to_string()))
+            });
             let code = match result {
                 Ok(()) => 0,
                 Err(msg) => {
@@ -67,6 +72,43 @@ fn in_child(new_cgroup_ns: bool, body: impl FnOnce() -> Result<(), String>) -> R
             match waitpid(child, None).unwrap() {
                 WaitStatus::Exited(_, 0) => Ok(()),
                 status => Err(format!("child {status:?}: {msg}")),
+            }
+        }
+    }
+}
+
+/// Enters the namespaces (in the forked child). For `User`, forks again: the caller continues
+/// in the grandchild (pid 1), the child relays the grandchild's exit code.
+fn enter(ns: Namespaces) -> Result<(), String> {
+    let base = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    match ns {
+        Namespaces::Mount => unshare(base).map_err(|e| format!("unshare: {e}")),
+        Namespaces::MountAndCgroup => {
+            unshare(base | CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare: {e}"))
+        }
+        Namespaces::User => {
+            unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare user: {e}"))?;
+            for (file, text) in [
+                ("/proc/self/setgroups", "deny"),
+                ("/proc/self/uid_map", "0 0 1"),
+                ("/proc/self/gid_map", "0 0 1"),
+            ] {
+                std::fs::write(file, text).map_err(|e| format!("{file}: {e}"))?;
+            }
+            let flags = base | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWPID;
+            unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+            // SAFETY: the single-threaded child forks; the grandchild returns into the body,
+            // which ends with _exit in `in_child`.
+            match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+                ForkResult::Child => Ok(()),
+                ForkResult::Parent { child } => {
+                    let code = match waitpid(child, None) {
+                        Ok(WaitStatus::Exited(_, code)) => code,
+                        _ => 3,
+                    };
+                    // SAFETY: ends the intermediate child; the grandchild reported already.
+                    unsafe { libc::_exit(code) }
+                }
             }
         }
     }
@@ -318,7 +360,7 @@ fn prepare_pivot_finalize_keep_mounts_inside_the_rootfs() {
     linux.set_devices(Some(vec![device]));
     fx.spec.set_linux(Some(linux));
     let opts = fx.options();
-    in_child(true, || {
+    in_child(Namespaces::MountAndCgroup, || {
         prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
         check_symlinked_bind(&fx, &opts)?;
         let method = pivot::pivot(&opts.rootfs, false).map_err(|e| format!("pivot: {e}"))?;
@@ -365,7 +407,7 @@ fn shared_root(no_pivot: bool, expected: Method) {
         in_user_ns: true,
         ..fx.options()
     };
-    in_child(false, || {
+    in_child(Namespaces::Mount, || {
         prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
         check_symlinked_bind(&fx, &opts)?;
         let method = pivot::pivot(&opts.rootfs, no_pivot).map_err(|e| format!("pivot: {e}"))?;
@@ -400,6 +442,32 @@ fn no_pivot_moves_the_rootfs_and_chroots() {
 #[test]
 fn child_failures_are_reported() {
     // The harness itself: a failing body must fail the test.
-    let err = in_child(false, || Err("expected".to_string())).unwrap_err();
+    let err = in_child(Namespaces::Mount, || Err("expected".to_string())).unwrap_err();
     assert!(err.contains("expected"));
+}
+
+#[test]
+fn prepare_pivot_finalize_in_a_user_namespace() {
+    // Mounts copied into a less privileged mount namespace are locked: remounts must keep
+    // their flags; sysfs (no own network namespace) falls back to a bind of /sys; devices are
+    // bind-mounted from the host.
+    let fx = Fixture::new();
+    let opts = RootfsOptions {
+        in_user_ns: true,
+        ..fx.options()
+    };
+    in_child(Namespaces::User, || {
+        prepare(&fx.spec, &opts).map_err(|e| format!("prepare: {e}"))?;
+        check_symlinked_bind(&fx, &opts)?;
+        let method = pivot::pivot(&opts.rootfs, false).map_err(|e| format!("pivot: {e}"))?;
+        check(
+            method == Method::PivotRoot,
+            format!("pivoted with {method:?}"),
+        )?;
+        finalize(&fx.spec).map_err(|e| format!("finalize: {e}"))?;
+        check_container_view(&fx)?;
+        check(std::process::id() == 1, "not pid 1 of a new pid namespace")
+    })
+    .unwrap();
+    assert_eq!(std::fs::read_dir(&fx.outside.0).unwrap().count(), 0);
 }
