@@ -46,7 +46,9 @@ fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
             nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         )
     })?;
-    let Some((mount_point, shared)) = parent_mount(&mountinfo, rootfs) else {
+    // mountinfo has resolved paths.
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    let Some((mount_point, shared)) = parent_mount(&mountinfo, &rootfs) else {
         return Ok(());
     };
     if !shared {

@@ -11,7 +11,9 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::statvfs::FsFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
-use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
+use oci_spec::runtime::{
+    LinuxDeviceBuilder, LinuxDeviceType, LinuxNamespaceType, MountBuilder, Spec,
+};
 
 use super::pivot::{self, Method};
 use super::{finalize, prepare, RootfsOptions};
@@ -402,6 +404,14 @@ fn shared_root(no_pivot: bool, expected: Method) {
     let mut fx = Fixture::new();
     let mut linux = fx.spec.linux().clone().unwrap();
     linux.set_rootfs_propagation(Some("rshared".to_string()));
+    // No cgroup namespace: the cgroup mount binds the process's own cgroup dirs.
+    let namespaces = linux.namespaces().clone().unwrap_or_default();
+    linux.set_namespaces(Some(
+        namespaces
+            .into_iter()
+            .filter(|n| n.typ() != LinuxNamespaceType::Cgroup)
+            .collect(),
+    ));
     fx.spec.set_linux(Some(linux));
     let opts = RootfsOptions {
         in_user_ns: true,
