@@ -61,7 +61,7 @@ pub(crate) fn create(
         cgroup.apply(resources)?;
     }
 
-    let console = connect_console(&spec, opts.console_socket.as_deref())?;
+    let console = connect_console(&spec, opts.console_stream, opts.console_socket.as_deref())?;
     let Stdio {
         stdin,
         stdout,
@@ -247,12 +247,19 @@ fn make_exec_fifo(dir: &Path, owner: (u32, u32)) -> Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
-fn connect_console(spec: &Spec, socket: Option<&Path>) -> Result<Option<UnixStream>> {
+pub(crate) fn connect_console(
+    spec: &Spec,
+    stream: Option<UnixStream>,
+    socket: Option<&Path>,
+) -> Result<Option<UnixStream>> {
     let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    if terminal && stream.is_some() {
+        return Ok(stream);
+    }
     match (terminal, socket) {
         (false, _) => Ok(None),
         (true, None) => Err(Error::InvalidSpec(
