@@ -76,6 +76,8 @@ pub(crate) struct Child {
 pub(crate) enum ChildKind {
     Sleep,
     ProbeDevices,
+    /// Waits for [`Child::go`], then maps and touches 256 MiB of anonymous memory.
+    EatMemory,
 }
 
 impl Child {
@@ -107,6 +109,28 @@ impl Child {
                         }
                         libc::_exit(code);
                     }
+                    ChildKind::EatMemory => {
+                        let mut b = 0u8;
+                        libc::read(rfd, (&mut b as *mut u8).cast(), 1);
+                        let len = 256 << 20;
+                        let p = libc::mmap(
+                            std::ptr::null_mut(),
+                            len,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                            -1,
+                            0,
+                        );
+                        if p == libc::MAP_FAILED {
+                            libc::_exit(100);
+                        }
+                        let mut off = 0;
+                        while off < len {
+                            *(p as *mut u8).add(off) = 1;
+                            off += 4096;
+                        }
+                        libc::_exit(0);
+                    }
                 }
             }
         }
@@ -118,13 +142,18 @@ impl Child {
         }
     }
 
-    /// Lets a `ProbeDevices` child run; returns its exit code.
-    pub(crate) fn go_and_wait(&mut self) -> i32 {
+    /// Lets a waiting child run; returns how it ended.
+    pub(crate) fn go_and_wait_status(&mut self) -> nix::sys::wait::WaitStatus {
         let w = self.go.take().unwrap();
         nix::unistd::write(&w, b"g").unwrap();
         let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None).unwrap();
         self.reaped = true;
-        match st {
+        st
+    }
+
+    /// Lets a `ProbeDevices` child run; returns its exit code.
+    pub(crate) fn go_and_wait(&mut self) -> i32 {
+        match self.go_and_wait_status() {
             nix::sys::wait::WaitStatus::Exited(_, c) => c,
             other => panic!("child ended with {other:?}"),
         }

@@ -184,3 +184,39 @@ fn real_v1_lifecycle() {
     }
     m.remove().unwrap();
 }
+
+/// The OOM killer fires in a small v1 memory cgroup and is counted.
+#[test]
+fn real_v1_oom_kill_is_counted() {
+    assert_eq!(
+        host_version().unwrap(),
+        Version::V1,
+        "this test needs a v1 host"
+    );
+    let m = Manager::new(&unique_path("oom")).unwrap();
+    let mut g = CgroupGuard::new(m.clone());
+    m.create().unwrap();
+    // 16 MiB of memory and no swap on top of it.
+    m.apply(&resources(
+        r#"{"memory":{"limit":16777216,"swap":16777216}}"#,
+    ))
+    .unwrap();
+    assert_eq!(m.oom_kill_count().unwrap(), 0);
+    let mut eater = Child::spawn(ChildKind::EatMemory);
+    m.add_task(eater.pid).unwrap();
+    let st = eater.go_and_wait_status();
+    assert_eq!(
+        st,
+        nix::sys::wait::WaitStatus::Signaled(
+            nix::unistd::Pid::from_raw(eater.pid),
+            nix::sys::signal::Signal::SIGKILL,
+            false
+        )
+    );
+    assert_eq!(m.oom_kill_count().unwrap(), 1);
+    let s = m.stats().unwrap();
+    assert_eq!(s.memory.oom_kill_count, 1);
+    assert!(s.memory.max_usage > 8 << 20, "{:?}", s.memory);
+    assert_eq!(s.memory.limit, Some(16 << 20));
+    g.children.push(eater);
+}
