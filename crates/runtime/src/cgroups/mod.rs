@@ -93,6 +93,18 @@ pub struct IoStats {
     pub write_ops: u64,
 }
 
+/// One hierarchy a cgroup lives in, e.g. for bind-mounting it into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// The controllers bound to the hierarchy (`["cpu", "cpuacct"]`); empty for the v2
+    /// unified hierarchy.
+    pub controllers: Vec<String>,
+    /// Where the hierarchy is mounted (`/sys/fs/cgroup/memory`, `/sys/fs/cgroup`).
+    pub mount_point: PathBuf,
+    /// The cgroup's directory in it.
+    pub dir: PathBuf,
+}
+
 /// Where the host mounts its cgroup hierarchies.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -160,12 +172,18 @@ impl Manager {
         &self.path
     }
 
+    /// The hierarchies the cgroup lives in: one per mounted controller hierarchy on v1 (named
+    /// hierarchies like `name=systemd` are not used), the unified one on v2.
+    pub fn hierarchies(&self) -> Vec<Hierarchy> {
+        match &self.backend {
+            Backend::V1(m) => m.hierarchies().to_vec(),
+            Backend::V2(m) => vec![m.hierarchy()],
+        }
+    }
+
     /// The cgroup's directories: one per mounted controller hierarchy on v1, one on v2.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        match &self.backend {
-            Backend::V1(m) => m.dirs(),
-            Backend::V2(m) => vec![m.dir().to_path_buf()],
-        }
+        self.hierarchies().into_iter().map(|h| h.dir).collect()
     }
 
     /// Creates the cgroup directories (parents included).

@@ -11,19 +11,11 @@ mod mounts;
 mod net_cls;
 mod pids;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{fs, CgroupError, Stats};
-
-/// The cgroup's directory in one hierarchy.
-#[derive(Debug, Clone)]
-struct Hierarchy {
-    controllers: Vec<String>,
-    mount_point: PathBuf,
-    dir: PathBuf,
-}
+use super::{fs, CgroupError, Hierarchy, Stats};
 
 /// A cgroup on a v1 host.
 #[derive(Debug, Clone)]
@@ -56,8 +48,8 @@ impl Manager {
         Manager { hierarchies }
     }
 
-    pub(super) fn dirs(&self) -> Vec<PathBuf> {
-        self.hierarchies.iter().map(|h| h.dir.clone()).collect()
+    pub(super) fn hierarchies(&self) -> &[Hierarchy] {
+        &self.hierarchies
     }
 
     /// The cgroup's directory in the hierarchy of `controller`, if that is mounted.

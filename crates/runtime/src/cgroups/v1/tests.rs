@@ -43,6 +43,12 @@ fn fixture_apply_add_task_and_missing_controllers() {
     let m = Manager::with_root(t.path(), Version::V1, Path::new("/berth/c1")).unwrap();
     assert_eq!(m.version(), Version::V1);
     assert_eq!(m.dirs().len(), 4);
+    let h = m.hierarchies();
+    assert_eq!(
+        h[0].controllers,
+        vec!["cpu".to_string(), "cpuacct".to_string()]
+    );
+    assert_eq!(h[0].dir, h[0].mount_point.join("berth/c1"));
     m.create().unwrap();
     m.apply(&resources(
         r#"{"cpu":{"shares":256,"quota":20000},"memory":{"limit":1048576},"pids":{"limit":5}}"#,

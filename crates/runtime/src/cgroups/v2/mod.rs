@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{fs, CgroupError, Stats};
+use super::{fs, CgroupError, Hierarchy, Stats};
 
 /// The controllers Berth enables for its cgroups, when the parent offers them.
 const WANTED: &[&str] = &["cpu", "cpuset", "hugetlb", "io", "memory", "pids"];
@@ -36,8 +36,25 @@ impl Manager {
         }
     }
 
-    pub(super) fn dir(&self) -> &Path {
-        &self.dir
+    pub(super) fn hierarchy(&self) -> Hierarchy {
+        Hierarchy {
+            controllers: Vec::new(),
+            mount_point: self.root.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// A missing cgroup is an error for reads that would otherwise find no files and report
+    /// zeros.
+    fn must_exist(&self) -> Result<(), CgroupError> {
+        if self.dir.is_dir() {
+            Ok(())
+        } else {
+            Err(CgroupError::Io {
+                path: self.dir.clone(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+        }
     }
 
     /// Creates the directory, enabling the wanted controllers in `cgroup.subtree_control` of
@@ -158,6 +175,7 @@ impl Manager {
     }
 
     pub(super) fn stats(&self) -> Result<Stats, CgroupError> {
+        self.must_exist()?;
         let mut s = Stats::default();
         let dir = self.dir.as_path();
         cpu::stats(dir, &mut s.cpu)?;
@@ -168,6 +186,7 @@ impl Manager {
     }
 
     pub(super) fn oom_kill_count(&self) -> Result<u64, CgroupError> {
+        self.must_exist()?;
         memory::oom_kill_count(&self.dir)
     }
 

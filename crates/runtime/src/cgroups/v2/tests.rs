@@ -30,6 +30,7 @@ fn fixture_create_enables_controllers_down_to_parent() {
     let m = Manager::with_root(r, Version::V2, Path::new("/berth/c1")).unwrap();
     assert_eq!(m.version(), Version::V2);
     assert_eq!(m.dirs(), vec![r.join("berth/c1")]);
+    assert!(matches!(m.stats(), Err(CgroupError::Io { .. })));
     m.create().unwrap();
     assert!(r.join("berth/c1").is_dir());
     // Only missing, wanted, offered controllers: not cpu (enabled), rdma, misc.
