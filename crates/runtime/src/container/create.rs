@@ -10,6 +10,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkfifo, Gid, Uid};
 use oci_spec::runtime::{Linux, LinuxIdMapping, Spec};
 
+use super::device_rules;
 use super::state::{self, State, EXEC_FIFO};
 use super::{Container, CreateOptions, Stdio};
 use crate::cgroups::Manager;
@@ -57,8 +58,10 @@ pub(crate) fn create(
     let cgroup = Manager::new(&checked.cgroup_path)?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(resources)?;
+    if let Some(linux) = spec.linux() {
+        let resources = linux.resources().clone().unwrap_or_default();
+        let devices = linux.devices().clone().unwrap_or_default();
+        cgroup.apply(&device_rules::with_container_devices(&resources, &devices))?;
     }
 
     let console = connect_console(&spec, opts.console_stream, opts.console_socket.as_deref())?;

@@ -1,6 +1,7 @@
 //! Containers: the public lifecycle API (create, start, kill, delete, exec, pause, ...).
 
 mod create;
+mod device_rules;
 mod exec;
 mod lifecycle;
 mod state;
