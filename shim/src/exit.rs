@@ -57,6 +57,7 @@ impl Exit {
         std::fs::rename(&tmp, bundle.join(EXIT_FILE))
     }
 
+    #[cfg(test)]
     pub fn load(bundle: &Path) -> std::io::Result<Option<Exit>> {
         match std::fs::read(bundle.join(EXIT_FILE)) {
             Ok(data) => serde_json::from_slice(&data)

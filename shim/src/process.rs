@@ -76,7 +76,6 @@ impl fmt::Display for Transition {
 
 /// A process the shim owns.
 pub struct Proc {
-    pub exec_id: String,
     /// Host pid; 0 for an exec process not started yet.
     pub pid: i32,
     pub state: State,
@@ -89,9 +88,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn new(exec_id: &str, terminal: bool, want_stdin: bool) -> Proc {
+    pub fn new(terminal: bool, want_stdin: bool) -> Proc {
         Proc {
-            exec_id: exec_id.to_string(),
             pid: 0,
             state: State::Created,
             terminal,
