@@ -20,7 +20,7 @@ pub mod console {
 }
 
 pub use container::{
-    Container, CreateOptions, DeleteOutcome, ExecOptions, Runtime, Status, Stdio,
+    Container, CreateOptions, DeleteOutcome, ExecOptions, OciState, Runtime, Status, Stdio,
 };
 pub use error::{Error, Result};
 pub use process::seccomp::SeccompError;

@@ -1,9 +1,99 @@
 //! Protection of the runtime's own binary (the CVE-2019-5736 class).
+//!
+//! A container process that can open `/proc/<runtime pid>/exe` for writing could overwrite the
+//! host binary. We re-execute ourselves from a read-only, detached clone of the binary's mount
+//! (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_RDONLY)`): `/proc/<pid>/exe` then
+//! names a file on a read-only mount that no path on the host reaches, so opening it for
+//! writing fails with EROFS. No copy of the binary is made and nothing needs cleaning up.
 
-/// Re-executes the current binary through a read-only, detached bind mount of itself, so that no
+use std::ffi::{CString, OsString};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+use crate::{Error, Result};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Re-executes the current binary through a read-only, detached clone of its mount, so that no
 /// container process can ever open the host binary for writing through `/proc/<pid>/exe`.
 /// Call it first thing in `main()` of every binary that creates container processes. In the
-/// re-executed process it returns at once.
-pub fn protect_self_exe() -> crate::Result<()> {
-    Ok(())
+/// re-executed process (its exe is already on a read-only mount) it returns at once.
+pub fn protect_self_exe() -> Result<()> {
+    let flags = statvfs("/proc/self/exe").map_err(|e| Error::sys("statvfs /proc/self/exe", e))?;
+    if flags.flags().contains(FsFlags::ST_RDONLY) {
+        return Ok(());
+    }
+    let tree = open_readonly_tree()?;
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.into_vec()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Init("an argument contains NUL".into()))?;
+    let envp: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            CString::new(OsString::into_vec(kv))
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Init("an environment variable contains NUL".into()))?;
+    let err = nix::unistd::execveat(&tree, c"", &argv, &envp, nix::fcntl::AtFlags::AT_EMPTY_PATH);
+    match err {
+        Err(e) => Err(Error::sys("re-executing from a read-only mount", e)),
+    }
+}
+
+fn open_readonly_tree() -> Result<OwnedFd> {
+    // SAFETY: plain syscalls with valid pointers; the returned fd is owned below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::sys(
+            "open_tree of our own binary",
+            nix::errno::Errno::last(),
+        ));
+    }
+    // SAFETY: open_tree returned a new fd that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: attr outlives the call and its size is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd as i32,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys(
+            "making the clone of our binary read-only",
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(tree)
 }

@@ -1,5 +1,10 @@
 //! Containers: the public lifecycle API (create, start, kill, delete, exec, pause, ...).
 
+mod create;
+mod exec;
+mod lifecycle;
+mod state;
+
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -8,8 +13,11 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
 use serde::{Deserialize, Serialize};
 
-use crate::cgroups::Stats;
+use crate::cgroups::{Manager, Stats};
 use crate::{Error, Result};
+
+pub use state::OciState;
+use state::State;
 
 /// The lifecycle status of a container, as the OCI runtime spec names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,96 +98,174 @@ impl Runtime {
     /// Creates the container: namespaces, cgroup, rootfs and an init process that waits, set up,
     /// before exec until [`Container::start`]. The init is the caller's child.
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
-        let _ = (id, bundle, opts);
-        Err(Error::Init("not implemented".into()))
+        create::create(&self.root, id, bundle, opts)
     }
 
+    /// The container `id`, or [`Error::NotFound`].
     pub fn load(&self, id: &str) -> Result<Container> {
-        Err(Error::NotFound(id.to_string()))
+        state::validate_id(id)?;
+        let dir = self.root.join(id);
+        let state = State::load(&dir, id)?;
+        Ok(Container { dir, state })
     }
 
+    /// Every container under the root, sorted by id. Unreadable entries are skipped.
     pub fn list(&self) -> Result<Vec<Container>> {
-        Ok(Vec::new())
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}", self.root.display()), e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            match self.load(&id) {
+                Ok(c) => out.push(c),
+                Err(Error::NotFound(_)) | Err(Error::InvalidId { .. }) => {}
+                Err(e) => tracing::warn!(id, "skipping an unreadable container: {e}"),
+            }
+        }
+        out.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(out)
     }
 }
 
 /// A container known to a [`Runtime`].
 #[derive(Debug)]
 pub struct Container {
-    id: String,
+    dir: PathBuf,
+    state: State,
 }
 
 impl Container {
     pub fn id(&self) -> &str {
-        &self.id
+        &self.state.id
     }
 
     /// The init process's pid on the host, while it lives.
     pub fn pid(&self) -> Option<i32> {
-        None
+        state::init_alive(self.state.init_pid, self.state.init_start_time)
+            .then_some(self.state.init_pid)
     }
 
     pub fn bundle(&self) -> &Path {
-        Path::new("")
+        &self.state.bundle
     }
 
+    /// When the container was created (RFC 3339).
+    pub fn created(&self) -> &str {
+        &self.state.created
+    }
+
+    /// The container's status, worked out now from the kernel.
     pub fn status(&self) -> Status {
-        Status::Stopped
+        if self.pid().is_none() {
+            return Status::Stopped;
+        }
+        if self.dir.join(state::EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        match self.cgroup().and_then(|c| Ok(c.is_frozen()?)) {
+            Ok(true) => Status::Paused,
+            _ => Status::Running,
+        }
     }
 
     /// The OCI state document (what `runc state` prints).
-    pub fn oci_state(&self) -> oci_spec::runtime::State {
-        oci_spec::runtime::State::default()
+    pub fn oci_state(&self) -> OciState {
+        let status = self.status();
+        OciState {
+            oci_version: self.state.spec.version().clone(),
+            id: self.state.id.clone(),
+            status,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.state.init_pid
+            },
+            bundle: self.state.bundle.clone(),
+            rootfs: self.state.rootfs.clone(),
+            created: self.state.created.clone(),
+            annotations: self.state.spec.annotations().clone().unwrap_or_default(),
+        }
     }
 
     /// Lets the created init exec the container's process.
     pub fn start(&self) -> Result<()> {
-        Err(Error::Init("not implemented".into()))
+        lifecycle::start(self)
     }
 
     /// Sends `signal` to the init, or to every process of the container when `all`.
     pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
-        let _ = (signal, all);
-        Err(Error::Init("not implemented".into()))
+        lifecycle::kill(self, signal, all)
     }
 
     /// Removes the container. A running or paused one is refused unless `force`, which kills it.
     pub fn delete(self, force: bool) -> Result<DeleteOutcome> {
-        let _ = force;
-        Err(Error::Init("not implemented".into()))
+        lifecycle::delete(self, force)
     }
 
     /// Starts `process` inside the running container (its namespaces and cgroup); returns its
     /// host pid. The process is the caller's child.
     pub fn exec(&self, process: &Process, opts: ExecOptions) -> Result<i32> {
-        let _ = (process, opts);
-        Err(Error::Init("not implemented".into()))
+        exec::exec(self, process, opts)
     }
 
+    /// Freezes every process of a running container.
     pub fn pause(&self) -> Result<()> {
-        Err(Error::Init("not implemented".into()))
+        self.require(Status::Running, "pause")?;
+        Ok(self.cgroup()?.freeze()?)
     }
 
+    /// Thaws a paused container.
     pub fn resume(&self) -> Result<()> {
-        Err(Error::Init("not implemented".into()))
+        self.require(Status::Paused, "resume")?;
+        Ok(self.cgroup()?.thaw()?)
     }
 
-    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
-        let _ = resources;
-        Err(Error::Init("not implemented".into()))
+    /// Applies new resource limits and records them in the container's spec.
+    pub fn update(&mut self, resources: &LinuxResources) -> Result<()> {
+        lifecycle::update(self, resources)
     }
 
     pub fn stats(&self) -> Result<Stats> {
-        Err(Error::Init("not implemented".into()))
+        Ok(self.cgroup()?.stats()?)
     }
 
     /// Host pids of every process in the container.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        Ok(Vec::new())
+        Ok(self.cgroup()?.pids()?)
     }
 
-    /// The spec the container was created from.
-    pub fn spec(&self) -> Result<Spec> {
-        Err(Error::Init("not implemented".into()))
+    /// The spec the container was created from (with updates applied).
+    pub fn spec(&self) -> &Spec {
+        &self.state.spec
     }
+
+    fn cgroup(&self) -> Result<Manager> {
+        Ok(Manager::new(&self.state.cgroup_path)?)
+    }
+
+    fn require(&self, want: Status, op: &'static str) -> Result<()> {
+        let status = self.status();
+        if status == want {
+            Ok(())
+        } else {
+            Err(Error::WrongState {
+                id: self.state.id.clone(),
+                status,
+                op,
+            })
+        }
+    }
+}
+
+/// Writes a pid file atomically (temp file + rename), like runc.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::io(format!("writing the pid file {}", path.display()), e))
 }

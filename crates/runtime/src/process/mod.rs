@@ -2,10 +2,22 @@
 //! set up before exec (user, capabilities, rlimits, seccomp, terminal).
 
 pub(crate) mod caps;
+mod channel;
+mod command;
+mod fds;
+pub(crate) mod namespaces;
+mod oom;
 pub(crate) mod rlimits;
 pub mod seccomp;
+mod spawn;
+mod stage1;
+mod stage2;
+pub(crate) mod sysctl;
 pub(crate) mod tty;
 pub(crate) mod user;
+
+pub(crate) use command::Command;
+pub(crate) use spawn::{spawn, ChildConfig, InitConfig, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {

@@ -6,7 +6,12 @@ use super::RootfsError;
 
 /// Mounts an overlay of `lowers` (top-most first) with `upper` and `work` at `target`.
 /// Works with 128 lowers (the option string is limited to one page).
-pub fn mount(_lowers: &[PathBuf], _upper: &Path, _work: &Path, _target: &Path) -> Result<(), RootfsError> {
+pub fn mount(
+    _lowers: &[PathBuf],
+    _upper: &Path,
+    _work: &Path,
+    _target: &Path,
+) -> Result<(), RootfsError> {
     Err(RootfsError::Invalid("overlay not implemented".into()))
 }
 

@@ -1,0 +1,68 @@
+//! `exec`: a new process in the namespaces and cgroup of a running container.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+use oci_spec::runtime::Process;
+
+use super::{Container, ExecOptions, Stdio};
+use crate::process::seccomp::SeccompProgram;
+use crate::process::{self, ChildConfig, Command, Kind};
+use crate::{Error, Result, Status};
+
+pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) -> Result<i32> {
+    let status = container.status();
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(Error::WrongState {
+            id: container.state.id.clone(),
+            status,
+            op: "exec",
+        });
+    }
+    let command = Command::from_process(process).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let seccomp = match container
+        .state
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => Some(SeccompProgram::compile(s).map_err(|e| Error::InvalidSpec(e.to_string()))?),
+        None => None,
+    };
+    let console = if process.terminal().unwrap_or(false) {
+        let path = opts.console_socket.as_deref().ok_or_else(|| {
+            Error::InvalidSpec("process.terminal is set: a console socket is required".into())
+        })?;
+        Some(UnixStream::connect(path).map_err(|e| {
+            Error::io(
+                format!("connecting to the console socket {}", path.display()),
+                e,
+            )
+        })?)
+    } else {
+        None
+    };
+    let Stdio {
+        stdin,
+        stdout,
+        stderr,
+    } = opts.stdio;
+    let cfg = ChildConfig {
+        kind: Kind::Exec {
+            init_pid: container.state.init_pid,
+        },
+        process,
+        command,
+        seccomp,
+        stdio: [&stdin, &stdout, &stderr].map(|fd| fd.as_ref().map(AsRawFd::as_raw_fd)),
+        console: console.as_ref().map(AsRawFd::as_raw_fd),
+        preserve_fds: opts.preserve_fds,
+    };
+    let cgroup = container.cgroup()?;
+    let pid = process::spawn(&cfg, Some(&cgroup))?;
+    if let Some(path) = &opts.pid_file {
+        super::write_pid_file(path, pid)?;
+    }
+    Ok(pid)
+}

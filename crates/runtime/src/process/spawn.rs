@@ -1,0 +1,183 @@
+//! Spawning a container process: the parent's side of the stages.
+//!
+//! ```text
+//! caller ──fork──▶ stage 1: join namespaces by path, unshare user ns (parent writes id maps),
+//!   │                       unshare the rest, time offsets, clone(CLONE_PARENT) ─┐, exit
+//!   │                                                                           ▼
+//!   └────────────────────────────────── stage 2 (caller's child, pid 1 of a new pid ns):
+//!                                        rootfs, console, user, caps, seccomp ... execve
+//! ```
+//! Stage 1 is placed in the container's cgroup before it does anything, so stage 2 and the
+//! container's program start inside it (and inside a new cgroup namespace rooted there).
+
+use std::os::fd::RawFd;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use super::channel::{self, Channel, Message};
+use super::command::Command;
+use super::namespaces::NamespacePlan;
+use super::seccomp::SeccompProgram;
+use super::{stage1, ProcessError};
+use crate::cgroups::Manager;
+use crate::rootfs::RootfsOptions;
+
+/// Everything a child needs, computed in the parent before forking.
+pub(crate) struct ChildConfig<'a> {
+    pub kind: Kind<'a>,
+    pub process: &'a Process,
+    pub command: Command,
+    pub seccomp: Option<SeccompProgram>,
+    pub stdio: [Option<RawFd>; 3],
+    /// Connected console socket (pty master goes there) when `process.terminal`.
+    pub console: Option<RawFd>,
+    pub preserve_fds: u32,
+}
+
+pub(crate) enum Kind<'a> {
+    /// A container's init: new namespaces, rootfs, then wait on the exec fifo.
+    Init(InitConfig<'a>),
+    /// A process joining the namespaces of a running init.
+    Exec { init_pid: i32 },
+}
+
+pub(crate) struct InitConfig<'a> {
+    pub spec: &'a Spec,
+    pub plan: NamespacePlan,
+    pub rootfs: RootfsOptions,
+    pub no_pivot: bool,
+    /// An O_PATH fd of the exec fifo; the init blocks reopening it until `start`.
+    pub exec_fifo: RawFd,
+}
+
+impl InitConfig<'_> {
+    pub(crate) fn new_mount_ns(&self) -> bool {
+        self.plan.creates(LinuxNamespaceType::Mount)
+    }
+}
+
+/// Forks the stages and drives them until the process is ready (init: waiting for start;
+/// exec: exec'd). Returns the host pid of the container process, the caller's child.
+pub(crate) fn spawn(cfg: &ChildConfig<'_>, cgroup: Option<&Manager>) -> Result<i32, ProcessError> {
+    let (parent, child) = channel::pair()?;
+    // SAFETY: the child only runs stage1 (syscalls, small allocations that glibc's fork keeps
+    // safe) and leaves with _exit.
+    let stage1_pid = match unsafe { fork() }.map_err(|e| ProcessError::sys("fork", e))? {
+        ForkResult::Child => {
+            drop(parent);
+            let code = match stage1::run(cfg, &child) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = child.send(&Message::Error(e.to_string()));
+                    1
+                }
+            };
+            // SAFETY: leave the forked child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child: pid } => pid,
+    };
+    drop(child);
+    let mut driver = Driver {
+        channel: parent,
+        stage1: Some(stage1_pid),
+        stage2: None,
+    };
+    match driver.drive(cfg, cgroup) {
+        Ok(pid) => Ok(pid),
+        Err(e) => {
+            driver.abort();
+            Err(e)
+        }
+    }
+}
+
+struct Driver {
+    channel: Channel,
+    stage1: Option<Pid>,
+    stage2: Option<Pid>,
+}
+
+impl Driver {
+    fn drive(
+        &mut self,
+        cfg: &ChildConfig<'_>,
+        cgroup: Option<&Manager>,
+    ) -> Result<i32, ProcessError> {
+        if let (Some(cg), Some(pid)) = (cgroup, self.stage1) {
+            cg.add_task(pid.as_raw())
+                .map_err(|e| ProcessError::Invalid(format!("joining the cgroup: {e}")))?;
+        }
+        self.channel.send(&Message::Go)?;
+        let is_init = matches!(cfg.kind, Kind::Init(_));
+        loop {
+            match self.channel.recv()? {
+                Some(Message::NeedIdMaps(pid)) => {
+                    let Kind::Init(init) = &cfg.kind else {
+                        return Err(ProcessError::Invalid("unexpected id map request".into()));
+                    };
+                    write_id_maps(pid, &init.plan)?;
+                    self.channel.send(&Message::IdMapsDone)?;
+                }
+                Some(Message::Stage2Pid(pid)) => {
+                    self.stage2 = Some(Pid::from_raw(pid));
+                    self.reap_stage1();
+                    self.channel.send(&Message::Go)?;
+                }
+                Some(Message::Warn(w)) => tracing::warn!("{w}"),
+                Some(Message::Ready) if is_init => return self.stage2_pid(),
+                Some(Message::Error(e)) => return Err(ProcessError::Invalid(e)),
+                Some(other) => {
+                    return Err(ProcessError::Invalid(format!(
+                        "unexpected message {other:?} from the container process"
+                    )))
+                }
+                None if !is_init && self.stage2.is_some() => return self.stage2_pid(),
+                None => {
+                    return Err(ProcessError::Invalid(
+                        "the container process exited during setup".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn stage2_pid(&self) -> Result<i32, ProcessError> {
+        self.stage2
+            .map(Pid::as_raw)
+            .ok_or_else(|| ProcessError::Invalid("no container process".into()))
+    }
+
+    fn reap_stage1(&mut self) {
+        if let Some(pid) = self.stage1.take() {
+            // ECHILD: someone else (a subreaper loop) reaped it already.
+            let _ = waitpid(pid, None);
+        }
+    }
+
+    /// Kills and reaps whatever the stages left behind.
+    fn abort(&mut self) {
+        if let Some(pid) = self.stage2.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(pid) = self.stage1.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+fn write_id_maps(pid: i32, plan: &NamespacePlan) -> Result<(), ProcessError> {
+    for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map.as_bytes()).map_err(|e| ProcessError::Io {
+            context: format!("writing {path} ({})", map.trim().replace('\n', ", ")),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
