@@ -28,9 +28,15 @@ fn rootfs_has_busybox_and_applets() {
 
 #[test]
 fn reaper_records_exit_codes_and_signals() {
-    let child = Command::new("/bin/sh").args(["-c", "exit 3"]).spawn().unwrap();
+    let child = Command::new("/bin/sh")
+        .args(["-c", "exit 3"])
+        .spawn()
+        .unwrap();
     let pid = child.id() as i32;
-    assert_eq!(reaper::wait_exit(pid, Duration::from_secs(5)), Some(Exit::Code(3)));
+    assert_eq!(
+        reaper::wait_exit(pid, Duration::from_secs(5)),
+        Some(Exit::Code(3))
+    );
     // A second waiter gets the recorded status.
     assert_eq!(reaper::try_reap(pid), Some(Exit::Code(3)));
 
@@ -55,14 +61,26 @@ fn spec_builder_sets_test_defaults() {
     assert_eq!(process.terminal(), Some(false));
     assert_eq!(spec.hostname().as_deref(), Some("abc"));
     let linux = spec.linux().as_ref().unwrap();
-    assert_eq!(linux.cgroups_path().as_ref().unwrap(), std::path::Path::new("/berth-test/abc"));
-    let types: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+    assert_eq!(
+        linux.cgroups_path().as_ref().unwrap(),
+        std::path::Path::new("/berth-test/abc")
+    );
+    let types: Vec<_> = linux
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
     assert!(types.contains(&oci_spec::runtime::LinuxNamespaceType::User));
     assert!(types.contains(&oci_spec::runtime::LinuxNamespaceType::Time));
     assert_eq!(linux.uid_mappings().as_ref().unwrap()[0].host_id(), 100_000);
     let memory = linux.resources().as_ref().unwrap().memory().unwrap();
     assert_eq!(memory.limit(), Some(1 << 20));
-    assert!(spec.mounts().as_ref().unwrap().len() >= 5, "default mounts kept");
+    assert!(
+        spec.mounts().as_ref().unwrap().len() >= 5,
+        "default mounts kept"
+    );
 }
 
 #[test]

@@ -6,12 +6,13 @@ use berth_runtime::{Error, Status};
 use berth_tests::guard::TIMEOUT;
 use berth_tests::{reaper, Capture, ContainerGuard, Exit};
 use nix::sys::signal::Signal;
-use oci_spec::runtime::ContainerState;
 
 #[test]
 fn create_start_exit_delete() {
     let guard = ContainerGuard::new();
-    let spec = guard.spec(&["sh", "-c", "echo started; sleep 2; exit 3"]).build();
+    let spec = guard
+        .spec(&["sh", "-c", "echo started; sleep 2; exit 3"])
+        .build();
     let capture = Capture::new();
     let container = guard.create(&spec, capture.stdio()).expect("create");
     assert_eq!(container.status(), Status::Created);
@@ -19,9 +20,11 @@ fn create_start_exit_delete() {
     let pid = container.pid().expect("pid of the created init");
     assert!(reaper::is_alive(pid));
     let state = container.oci_state();
-    assert_eq!(state.status(), &ContainerState::Created);
-    assert_eq!(state.pid(), &Some(pid));
-    assert_eq!(state.id(), guard.id());
+    assert_eq!(state.status, Status::Created);
+    assert_eq!(state.pid, pid);
+    assert_eq!(state.id, guard.id());
+    assert_eq!(state.bundle, guard.bundle());
+    assert_eq!(state.rootfs, guard.rootfs());
 
     // Loading from the state dir sees the same container.
     let loaded = guard.runtime().load(guard.id()).expect("load");
@@ -39,7 +42,10 @@ fn create_start_exit_delete() {
 
     container.start().expect("start");
     assert!(capture.wait_for("started", TIMEOUT), "{}", capture.text());
-    assert_eq!(guard.runtime().load(guard.id()).unwrap().status(), Status::Running);
+    assert_eq!(
+        guard.runtime().load(guard.id()).unwrap().status(),
+        Status::Running
+    );
 
     assert_eq!(reaper::wait_exit(pid, TIMEOUT), Some(Exit::Code(3)));
     let container = guard.runtime().load(guard.id()).unwrap();
@@ -57,7 +63,10 @@ fn start_twice_is_refused() {
     let spec = guard.spec(&["sleep", "30"]).build();
     let container = guard.create(&spec, Capture::new().stdio()).unwrap();
     container.start().unwrap();
-    assert!(container.start().is_err(), "a running container cannot start again");
+    assert!(
+        container.start().is_err(),
+        "a running container cannot start again"
+    );
 }
 
 #[test]
@@ -89,7 +98,9 @@ fn unknown_container_is_not_found() {
 #[test]
 fn init_is_pid_1_and_ps_shows_only_the_container() {
     let guard = ContainerGuard::new();
-    let spec = guard.spec(&["sh", "-c", "echo pid=$$; ps -o pid,comm"]).build();
+    let spec = guard
+        .spec(&["sh", "-c", "echo pid=$$; ps -o pid,comm"])
+        .build();
     let result = guard.run(&spec);
     assert_eq!(result.exit, Exit::Code(0), "{}", result.output);
     assert!(result.output.contains("pid=1\n"), "{}", result.output);
@@ -189,5 +200,8 @@ fn created_container_can_be_deleted_without_starting() {
     let pid = container.pid().unwrap();
     container.delete(true).expect("delete a created container");
     assert!(reaper::wait_exit(pid, Duration::from_secs(10)).is_some());
-    assert!(!guard.rootfs().join("ran").exists(), "the process never ran");
+    assert!(
+        !guard.rootfs().join("ran").exists(),
+        "the process never ran"
+    );
 }

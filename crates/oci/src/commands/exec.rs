@@ -62,8 +62,7 @@ pub fn run(runtime: &Runtime, args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("parsing {}", path.display()))?
         }
         None => {
-            let spec = container.spec()?;
-            let base = spec.process().clone().unwrap_or_default();
+            let base = container.spec().process().clone().unwrap_or_default();
             build_process(base, &args)?
         }
     };

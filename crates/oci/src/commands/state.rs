@@ -12,7 +12,7 @@ pub struct Args {
 
 pub fn run(runtime: &Runtime, args: Args) -> anyhow::Result<()> {
     let container = runtime.load(&args.id)?;
-    let doc = StateDoc::of(runtime, &container);
+    let doc = StateDoc::of(&container);
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }

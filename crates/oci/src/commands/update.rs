@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 pub fn run(runtime: &Runtime, args: Args) -> anyhow::Result<()> {
-    let container = runtime.load(&args.id)?;
+    let mut container = runtime.load(&args.id)?;
     let resources = resources_from(&args)?;
     container.update(&resources)?;
     Ok(())
