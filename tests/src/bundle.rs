@@ -61,6 +61,12 @@ impl SpecBuilder {
         self
     }
 
+    /// Runs `script` with `sh -c`, but only inside a test rootfs (exit 99 otherwise).
+    pub fn script(self, script: &str) -> Self {
+        let guarded = in_rootfs(script);
+        self.args(&["sh", "-c", &guarded])
+    }
+
     pub fn hostname(mut self, name: &str) -> Self {
         self.spec.set_hostname(Some(name.to_string()));
         self
@@ -221,6 +227,15 @@ impl SpecBuilder {
     fn namespaces(&mut self) -> Vec<LinuxNamespace> {
         self.linux().namespaces().clone().unwrap_or_default()
     }
+}
+
+/// `script` prefixed with a check that `/` is a test rootfs: a broken runtime that left the
+/// process on the host's root must not make a test write there.
+pub fn in_rootfs(script: &str) -> String {
+    format!(
+        "[ -e /{} ] || {{ echo NOT-IN-TEST-ROOTFS; exit 99; }}; {script}",
+        crate::rootfs::SENTINEL
+    )
 }
 
 /// The cgroups path of container `id` (relative to each hierarchy's root).

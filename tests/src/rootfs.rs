@@ -15,6 +15,13 @@ use std::sync::OnceLock;
 /// The host's static busybox.
 pub const BUSYBOX: &str = "/bin/busybox";
 
+/// A file only test rootfses have: scripts check it before writing anything, so a runtime
+/// that failed to switch roots cannot make them write on the host.
+pub const SENTINEL: &str = ".berth-test-rootfs";
+
+/// Cache layout version (bump when the rootfs contents change).
+const VERSION: u32 = 2;
+
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n";
@@ -40,7 +47,11 @@ fn build_cache() -> io::Result<PathBuf> {
     })?;
     let base = std::env::temp_dir().join("berth-test-cache");
     fs::create_dir_all(&base)?;
-    let final_dir = base.join(format!("busybox-{}-{}", meta.len(), meta.mtime()));
+    let final_dir = base.join(format!(
+        "busybox-v{VERSION}-{}-{}",
+        meta.len(),
+        meta.mtime()
+    ));
     if final_dir.join("bin/busybox").is_file() {
         return Ok(final_dir);
     }
@@ -81,6 +92,7 @@ fn build_into(root: &Path) -> io::Result<()> {
     fs::write(root.join("etc/passwd"), PASSWD)?;
     fs::write(root.join("etc/group"), GROUP)?;
     fs::write(root.join("etc/hostname"), "berth\n")?;
+    fs::write(root.join(SENTINEL), "")?;
     Ok(())
 }
 

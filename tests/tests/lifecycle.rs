@@ -195,7 +195,7 @@ fn time_namespace_offsets_uptime() {
 #[test]
 fn created_container_can_be_deleted_without_starting() {
     let guard = ContainerGuard::new();
-    let spec = guard.spec(&["sh", "-c", "touch /ran"]).build();
+    let spec = guard.spec(&[]).script("touch /ran").build();
     let container = guard.create(&spec, Capture::new().stdio()).unwrap();
     let pid = container.pid().unwrap();
     container.delete(true).expect("delete a created container");
