@@ -16,13 +16,13 @@ mod self_exe;
 
 /// The console socket protocol (pty master passed with SCM_RIGHTS).
 pub mod console {
-    pub use crate::process::tty::receive_pty_master;
+    pub use crate::process::tty::{receive_pty_master, set_winsize};
 }
 
 pub use container::{
     Container, CreateOptions, DeleteOutcome, ExecOptions, OciState, Runtime, Status, Stdio,
 };
 pub use error::{Error, Result};
-pub use process::seccomp::SeccompError;
+pub use process::seccomp::{docker_default_profile, SeccompError, SeccompProgram};
 pub use process::ProcessError;
 pub use self_exe::protect_self_exe;

@@ -10,6 +10,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{chown, mkfifo, Gid, Uid};
 use oci_spec::runtime::{Linux, LinuxIdMapping, Spec};
 
+use super::device_rules;
 use super::state::{self, State, EXEC_FIFO};
 use super::{Container, CreateOptions, Stdio};
 use crate::cgroups::Manager;
@@ -57,11 +58,13 @@ pub(crate) fn create(
     let cgroup = Manager::new(&checked.cgroup_path)?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(resources)?;
+    if let Some(linux) = spec.linux() {
+        let resources = linux.resources().clone().unwrap_or_default();
+        let devices = linux.devices().clone().unwrap_or_default();
+        cgroup.apply(&device_rules::with_container_devices(&resources, &devices))?;
     }
 
-    let console = connect_console(&spec, opts.console_socket.as_deref())?;
+    let console = connect_console(&spec, opts.console_stream, opts.console_socket.as_deref())?;
     let Stdio {
         stdin,
         stdout,
@@ -247,12 +250,19 @@ fn make_exec_fifo(dir: &Path, owner: (u32, u32)) -> Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
-fn connect_console(spec: &Spec, socket: Option<&Path>) -> Result<Option<UnixStream>> {
+pub(crate) fn connect_console(
+    spec: &Spec,
+    stream: Option<UnixStream>,
+    socket: Option<&Path>,
+) -> Result<Option<UnixStream>> {
     let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    if terminal && stream.is_some() {
+        return Ok(stream);
+    }
     match (terminal, socket) {
         (false, _) => Ok(None),
         (true, None) => Err(Error::InvalidSpec(

@@ -30,19 +30,7 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         Some(s) => Some(SeccompProgram::compile(s).map_err(|e| Error::InvalidSpec(e.to_string()))?),
         None => None,
     };
-    let console = if process.terminal().unwrap_or(false) {
-        let path = opts.console_socket.as_deref().ok_or_else(|| {
-            Error::InvalidSpec("process.terminal is set: a console socket is required".into())
-        })?;
-        Some(UnixStream::connect(path).map_err(|e| {
-            Error::io(
-                format!("connecting to the console socket {}", path.display()),
-                e,
-            )
-        })?)
-    } else {
-        None
-    };
+    let console = connect(process, opts.console_stream, opts.console_socket.as_deref())?;
     let Stdio {
         stdin,
         stdout,
@@ -65,4 +53,23 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         super::write_pid_file(path, pid)?;
     }
     Ok(pid)
+}
+
+fn connect(
+    process: &Process,
+    stream: Option<UnixStream>,
+    socket: Option<&std::path::Path>,
+) -> Result<Option<UnixStream>> {
+    if !process.terminal().unwrap_or(false) {
+        return Ok(None);
+    }
+    if stream.is_some() {
+        return Ok(stream);
+    }
+    let path = socket.ok_or_else(|| {
+        Error::InvalidSpec("process.terminal is set: a console socket is required".into())
+    })?;
+    UnixStream::connect(path)
+        .map(Some)
+        .map_err(|e| Error::io(format!("connecting to the console socket {}", path.display()), e))
 }

@@ -1,12 +1,14 @@
 //! Containers: the public lifecycle API (create, start, kill, delete, exec, pause, ...).
 
 mod create;
+mod device_rules;
 mod exec;
 mod lifecycle;
 mod state;
 
 use std::fmt;
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
@@ -54,6 +56,9 @@ pub struct Stdio {
 pub struct CreateOptions {
     /// A unix socket that receives the pty master (SCM_RIGHTS) when `process.terminal` is set.
     pub console_socket: Option<PathBuf>,
+    /// An already connected console socket (e.g. one end of a socketpair), instead of
+    /// `console_socket`.
+    pub console_stream: Option<UnixStream>,
     /// Written with the container's init pid once created.
     pub pid_file: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root (needed on an initramfs root).
@@ -68,6 +73,7 @@ pub struct CreateOptions {
 #[derive(Debug, Default)]
 pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
+    pub console_stream: Option<UnixStream>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub stdio: Stdio,
