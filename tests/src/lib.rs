@@ -1,1 +1,18 @@
-//! Helpers shared by Berth's integration tests.
+//! Helpers shared by Berth's integration tests (`tests/tests/*.rs`).
+//!
+//! Every test builds its own container with a [`guard::ContainerGuard`]: a unique id, its own
+//! state root and bundle (a busybox rootfs from [`rootfs`]), a spec from [`bundle::SpecBuilder`],
+//! and on drop it kills and deletes whatever is left and checks that no cgroup or mount remains.
+//! Exit statuses of container processes (our children) come from [`reaper`].
+
+pub mod bin;
+pub mod bundle;
+pub mod guard;
+pub mod output;
+pub mod reaper;
+pub mod rootfs;
+
+pub use bundle::SpecBuilder;
+pub use guard::ContainerGuard;
+pub use output::Capture;
+pub use reaper::{wait_exit, Exit};

@@ -1,0 +1,235 @@
+//! The `berth-oci` command line, run as a separate process like a user (or containerd) would.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_tests::bin::berth_oci;
+use berth_tests::guard::TIMEOUT;
+use berth_tests::{bundle, Capture, ContainerGuard};
+use serde_json::Value;
+
+/// What one `berth-oci` invocation did.
+#[derive(Debug)]
+struct Cli {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `berth-oci --root <state root> <args>` (output into files, so a detached container
+/// holding them open cannot block us), with a timeout.
+fn oci(guard: &ContainerGuard, args: &[&str]) -> Cli {
+    let (out, err) = (Capture::new(), Capture::new());
+    let mut child = Command::new(berth_oci())
+        .arg("--root")
+        .arg(guard.state_root())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.fd())
+        .stderr(err.fd())
+        .spawn()
+        .expect("spawning berth-oci");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for berth-oci") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth-oci {args:?} timed out: {}{}", out.text(), err.text());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Cli {
+        code: status.code(),
+        stdout: out.text(),
+        stderr: err.text(),
+    }
+}
+
+/// `berth-oci spec` in the guard's bundle, then the test's changes: `args`, no terminal, the
+/// test cgroup.
+fn write_spec(guard: &ContainerGuard, args: &[&str]) -> Value {
+    let spec = oci(guard, &["spec", "-b", guard.bundle().to_str().unwrap()]);
+    assert_eq!(spec.code, Some(0), "{spec:?}");
+    let path = guard.bundle().join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(config["process"]["args"], serde_json::json!(["sh"]));
+    assert_eq!(config["process"]["terminal"], Value::Bool(true));
+    assert_eq!(config["root"]["path"], "rootfs");
+    config["process"]["args"] = serde_json::json!(args);
+    config["process"]["terminal"] = Value::Bool(false);
+    config["linux"]["cgroupsPath"] = Value::String(bundle::cgroups_path(guard.id()));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    config
+}
+
+fn bundle_arg(guard: &ContainerGuard) -> &str {
+    guard.bundle().to_str().unwrap()
+}
+
+#[test]
+fn run_prints_and_exits_zero() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["echo", "hi"]);
+    let run = oci(&guard, &["run", "-b", bundle_arg(&guard), guard.id()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "hi\n", "{run:?}");
+    // Deleted after the run (no --keep).
+    let state = oci(&guard, &["state", guard.id()]);
+    assert_ne!(state.code, Some(0));
+}
+
+#[test]
+fn run_exits_with_the_container_exit_code() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["sh", "-c", "exit 7"]);
+    let run = oci(
+        &guard,
+        &["run", "--keep", "-b", bundle_arg(&guard), guard.id()],
+    );
+    assert_eq!(run.code, Some(7), "{run:?}");
+    // --keep: still there, stopped.
+    let state = oci(&guard, &["state", guard.id()]);
+    let state: Value = serde_json::from_str(&state.stdout).expect("state JSON");
+    assert_eq!(state["status"], "stopped");
+    assert_eq!(oci(&guard, &["delete", guard.id()]).code, Some(0));
+}
+
+#[test]
+fn start_of_a_missing_container_fails() {
+    let guard = ContainerGuard::new();
+    let start = oci(&guard, &["start", "missing"]);
+    assert_ne!(start.code, Some(0));
+    assert!(start.stderr.contains("does not exist"), "{start:?}");
+    assert!(start.stderr.starts_with("berth-oci: "), "{start:?}");
+}
+
+#[test]
+fn delete_of_a_running_container_needs_force() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["sleep", "30"]);
+    let run = oci(&guard, &["run", "-d", "-b", bundle_arg(&guard), guard.id()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let state: Value = serde_json::from_str(&oci(&guard, &["state", guard.id()]).stdout).unwrap();
+    assert_eq!(state["status"], "running");
+
+    let delete = oci(&guard, &["delete", guard.id()]);
+    assert_ne!(delete.code, Some(0), "{delete:?}");
+    assert!(delete.stderr.contains("running"), "{delete:?}");
+
+    let forced = oci(&guard, &["delete", "--force", guard.id()]);
+    assert_eq!(forced.code, Some(0), "{forced:?}");
+    let state = oci(&guard, &["state", guard.id()]);
+    assert!(state.stderr.contains("does not exist"), "{state:?}");
+}
+
+#[test]
+fn state_ps_list_and_kill() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["sleep", "30"]);
+    let create = oci(&guard, &["create", "-b", bundle_arg(&guard), guard.id()]);
+    assert_eq!(create.code, Some(0), "{create:?}");
+
+    let state: Value = serde_json::from_str(&oci(&guard, &["state", guard.id()]).stdout).unwrap();
+    for key in [
+        "ociVersion",
+        "id",
+        "status",
+        "pid",
+        "bundle",
+        "rootfs",
+        "created",
+    ] {
+        assert!(state.get(key).is_some(), "{key} missing in {state}");
+    }
+    assert_eq!(state["id"], guard.id());
+    assert_eq!(state["status"], "created");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    let bundle = std::fs::canonicalize(guard.bundle()).unwrap();
+    assert_eq!(Path::new(state["bundle"].as_str().unwrap()), bundle);
+    assert!(state["created"].as_str().unwrap().contains('T'), "{state}");
+
+    let list: Value =
+        serde_json::from_str(&oci(&guard, &["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(list[0]["id"], guard.id());
+    let quiet = oci(&guard, &["list", "-q"]);
+    assert_eq!(quiet.stdout.trim(), guard.id());
+
+    assert_eq!(oci(&guard, &["start", guard.id()]).code, Some(0));
+    let state: Value = serde_json::from_str(&oci(&guard, &["state", guard.id()]).stdout).unwrap();
+    assert_eq!(state["status"], "running");
+    let ps: Value =
+        serde_json::from_str(&oci(&guard, &["ps", "--format", "json", guard.id()]).stdout).unwrap();
+    assert_eq!(ps, serde_json::json!([pid]));
+
+    let kill = oci(&guard, &["kill", guard.id(), "KILL"]);
+    assert_eq!(kill.code, Some(0), "{kill:?}");
+    // The init was reparented to us (subreaper) when berth-oci exited.
+    berth_tests::reaper::wait_exit(pid as i32, TIMEOUT).expect("init did not die");
+    let state: Value = serde_json::from_str(&oci(&guard, &["state", guard.id()]).stdout).unwrap();
+    assert_eq!(state["status"], "stopped");
+    assert_eq!(oci(&guard, &["delete", guard.id()]).code, Some(0));
+}
+
+#[test]
+fn exec_runs_in_the_container_and_returns_its_code() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["sleep", "30"]);
+    let run = oci(&guard, &["run", "-d", "-b", bundle_arg(&guard), guard.id()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let exec = oci(
+        &guard,
+        &["exec", guard.id(), "sh", "-c", "hostname; exit 5"],
+    );
+    assert_eq!(exec.code, Some(5), "{exec:?}");
+    assert_eq!(exec.stdout.trim(), "berth", "{exec:?}");
+    let env = oci(
+        &guard,
+        &["exec", "-e", "FOO=bar", guard.id(), "sh", "-c", "echo $FOO"],
+    );
+    assert_eq!(env.stdout.trim(), "bar", "{env:?}");
+}
+
+#[test]
+fn spec_rootless_and_features() {
+    let guard = ContainerGuard::new();
+    let spec = oci(&guard, &["spec", "--rootless", "-b", bundle_arg(&guard)]);
+    assert_eq!(spec.code, Some(0), "{spec:?}");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(guard.bundle().join("config.json")).unwrap())
+            .unwrap();
+    let namespaces: Vec<&str> = config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ns| ns["type"].as_str().unwrap())
+        .collect();
+    assert!(namespaces.contains(&"user"), "{namespaces:?}");
+    assert!(!namespaces.contains(&"network"), "{namespaces:?}");
+    assert_eq!(config["linux"]["uidMappings"][0]["containerID"], 0);
+    // A second spec refuses to overwrite.
+    let again = oci(&guard, &["spec", "-b", bundle_arg(&guard)]);
+    assert_ne!(again.code, Some(0));
+
+    let features = oci(&guard, &["features"]);
+    let features: Value = serde_json::from_str(&features.stdout).expect("features JSON");
+    assert!(features["ociVersionMax"].is_string());
+    assert_eq!(features["linux"]["seccomp"]["enabled"], true);
+    let namespaces = features["linux"]["namespaces"].as_array().unwrap();
+    assert!(
+        namespaces.contains(&Value::String("pid".into())),
+        "{namespaces:?}"
+    );
+}
+
+#[test]
+fn systemd_cgroup_is_refused() {
+    let guard = ContainerGuard::new();
+    let list = oci(&guard, &["--systemd-cgroup", "list"]);
+    assert_ne!(list.code, Some(0));
+    assert!(list.stderr.contains("not supported"), "{list:?}");
+}
