@@ -3,7 +3,6 @@
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-
 /// A short, deterministic socket path for a task (unix socket paths are limited to 108 bytes,
 /// task ids are not).
 pub fn socket_path(socket_dir: &Path, namespace: &str, id: &str) -> PathBuf {
@@ -19,7 +18,8 @@ pub fn socket_path(socket_dir: &Path, namespace: &str, id: &str) -> PathBuf {
 /// The pid of a live shim serving `path`, if one answers.
 pub fn live_shim(path: &Path) -> Option<i32> {
     let stream = UnixStream::connect(path).ok()?;
-    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    let cred =
+        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
     Some(cred.pid())
 }
 
@@ -33,6 +33,9 @@ mod tests {
         let a = socket_path(dir, "default", &"x".repeat(500));
         assert!(a.as_os_str().len() < 108);
         assert_eq!(a, socket_path(dir, "default", &"x".repeat(500)));
-        assert_ne!(socket_path(dir, "default", "a"), socket_path(dir, "k8s.io", "a"));
+        assert_ne!(
+            socket_path(dir, "default", "a"),
+            socket_path(dir, "k8s.io", "a")
+        );
     }
 }

@@ -48,13 +48,20 @@ pub fn detach(
 /// New session, stdio away from the starter (stderr to the shim's log file).
 fn child_setup(log_file: &Path) -> anyhow::Result<()> {
     setsid().context("setsid")?;
-    let null = OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_file)
         .with_context(|| format!("opening {}", log_file.display()))?;
-    for (src, dst) in [(null.as_raw_fd(), 0), (null.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+    for (src, dst) in [
+        (null.as_raw_fd(), 0),
+        (null.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
         // SAFETY: dup2 onto the standard fds of this single-threaded process.
         if unsafe { libc::dup2(src, dst) } < 0 {
             bail!("dup2: {}", std::io::Error::last_os_error());

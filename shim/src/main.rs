@@ -63,11 +63,17 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn start(namespace: &str, id: &str, bundle: &std::path::Path, socket_dir: &std::path::Path) -> anyhow::Result<()> {
+fn start(
+    namespace: &str,
+    id: &str,
+    bundle: &std::path::Path,
+    socket_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {}", bundle.display()))?;
-    std::fs::create_dir_all(socket_dir).with_context(|| format!("creating {}", socket_dir.display()))?;
+    std::fs::create_dir_all(socket_dir)
+        .with_context(|| format!("creating {}", socket_dir.display()))?;
     std::fs::set_permissions(socket_dir, std::fs::Permissions::from_mode(0o700))?;
     let path = bootstrap::socket_path(socket_dir, namespace, id);
     let address = format!("unix://{}", path.display());
@@ -76,14 +82,17 @@ fn start(namespace: &str, id: &str, bundle: &std::path::Path, socket_dir: &std::
         None => {
             // Nothing answers: a leftover socket file from a dead shim.
             let _ = std::fs::remove_file(&path);
-            let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+            let listener =
+                UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
             let id = id.to_string();
             let task_bundle = bundle.clone();
             let sock = path.clone();
-            detach::detach(listener, &bundle.join("shim.log"), move |listener, ready| {
-                serve(&id, task_bundle, listener, ready, sock)
-            })?
+            detach::detach(
+                listener,
+                &bundle.join("shim.log"),
+                move |listener, ready| serve(&id, task_bundle, listener, ready, sock),
+            )?
         }
     };
     let answer = Bootstrap {
@@ -99,7 +108,18 @@ fn start(namespace: &str, id: &str, bundle: &std::path::Path, socket_dir: &std::
 }
 
 /// The shim proper, in the detached child.
-fn serve(id: &str, bundle: PathBuf, listener: UnixListener, ready: OwnedFd, socket: PathBuf) -> anyhow::Result<()> {
+fn serve(
+    id: &str,
+    bundle: PathBuf,
+    listener: UnixListener,
+    ready: OwnedFd,
+    socket: PathBuf,
+) -> anyhow::Result<()> {
+    // listen() again so the socket's peer credentials name this process, not the starter.
+    // SAFETY: listen on a socket we own.
+    if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 1024) } != 0 {
+        anyhow::bail!("listen: {}", std::io::Error::last_os_error());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
@@ -117,7 +137,11 @@ fn serve(id: &str, bundle: PathBuf, listener: UnixListener, ready: OwnedFd, sock
         .context("building the runtime")?;
     rt.block_on(async move {
         let task = Arc::new(Mutex::new(task::Task::new(id, bundle)));
-        let shutdown = task.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.shutdown.clone();
+        let shutdown = task
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .shutdown
+            .clone();
         reaper::spawn(task.clone())?;
         listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(listener)?;

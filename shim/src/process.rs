@@ -95,7 +95,11 @@ impl Proc {
             terminal,
             spec: None,
             want_stdin,
-            io: ProcIo::default(),
+            // Attach may come before start: the output channel exists from the beginning.
+            io: ProcIo {
+                output: Some(tokio::sync::broadcast::channel(crate::io::ATTACH_BACKLOG).0),
+                ..ProcIo::default()
+            },
             exit: watch::channel(None).0,
         }
     }
@@ -116,10 +120,22 @@ mod tests {
 
     #[test]
     fn only_legal_transitions_pass() {
-        assert_eq!(State::Created.next(Transition::Start).unwrap(), State::Running);
-        assert_eq!(State::Running.next(Transition::Pause).unwrap(), State::Paused);
-        assert_eq!(State::Paused.next(Transition::Resume).unwrap(), State::Running);
-        assert_eq!(State::Paused.next(Transition::Exit).unwrap(), State::Stopped);
+        assert_eq!(
+            State::Created.next(Transition::Start).unwrap(),
+            State::Running
+        );
+        assert_eq!(
+            State::Running.next(Transition::Pause).unwrap(),
+            State::Paused
+        );
+        assert_eq!(
+            State::Paused.next(Transition::Resume).unwrap(),
+            State::Running
+        );
+        assert_eq!(
+            State::Paused.next(Transition::Exit).unwrap(),
+            State::Stopped
+        );
         for (s, t) in [
             (State::Running, Transition::Start),
             (State::Created, Transition::Pause),

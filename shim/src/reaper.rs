@@ -58,7 +58,10 @@ fn reap_all(task: &Shared) {
                 }
             };
             if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
-                tracing::warn!(pid = pending.exit.pid, "output still open after exit; reporting the exit anyway");
+                tracing::warn!(
+                    pid = pending.exit.pid,
+                    "output still open after exit; reporting the exit anyway"
+                );
             }
             if let Ok(mut t) = task.lock() {
                 t.finish_exit(&pending.exec_id, pending.exit);

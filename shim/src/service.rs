@@ -80,7 +80,10 @@ impl Shim for ShimService {
             let pty = t.proc(&r.exec_id)?.io.pty.clone().ok_or_else(|| {
                 TaskError::FailedPrecondition("the process has no terminal".into())
             })?;
-            let (rows, cols) = (r.height.min(u16::MAX as u32) as u16, r.width.min(u16::MAX as u32) as u16);
+            let (rows, cols) = (
+                r.height.min(u16::MAX as u32) as u16,
+                r.width.min(u16::MAX as u32) as u16,
+            );
             berth_runtime::console::set_winsize(std::os::fd::AsFd::as_fd(pty.as_ref()), rows, cols)
                 .map_err(|e| crate::error::internal("resizing the pty", e))
         })?;
@@ -107,7 +110,9 @@ impl Shim for ShimService {
             .wait_for(Option::is_some)
             .await
             .map_err(|_| Status::aborted("the process went away before exiting"))?;
-        Ok(Response::new(exit.map(|e| e.to_proto()).unwrap_or_default()))
+        Ok(Response::new(
+            exit.map(|e| e.to_proto()).unwrap_or_default(),
+        ))
     }
 
     async fn pids(&self, _req: Request<Empty>) -> Reply<PidsResponse> {
@@ -209,7 +214,9 @@ impl Shim for ShimService {
         let fd = self.with(|t| {
             let p = t.proc_mut(&exec_id)?;
             if p.io.stdin_busy {
-                return Err(TaskError::FailedPrecondition("stdin already has a writer".into()));
+                return Err(TaskError::FailedPrecondition(
+                    "stdin already has a writer".into(),
+                ));
             }
             let fd = p.io.stdin.clone().ok_or_else(|| {
                 TaskError::FailedPrecondition("the process has no open stdin".into())
@@ -249,7 +256,8 @@ impl Shim for ShimService {
             let mut log = log
                 .lock()
                 .map_err(|_| TaskError::Internal("log poisoned".into()))?;
-            log.reopen().map_err(|e| crate::error::internal("reopening the log", e))
+            log.reopen()
+                .map_err(|e| crate::error::internal("reopening the log", e))
         })?;
         Ok(Response::new(Empty {}))
     }

@@ -51,10 +51,17 @@ impl Task {
 
     pub fn create(&mut self, stdin: bool, log_path: Option<PathBuf>) -> Result<i32, TaskError> {
         if self.init.is_some() {
-            return Err(TaskError::AlreadyExists(format!("task {} already created", self.id)));
+            return Err(TaskError::AlreadyExists(format!(
+                "task {} already created",
+                self.id
+            )));
         }
         let spec = berth_runtime::load_spec(&self.bundle)?;
-        let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+        let terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         let mut proc = Proc::new(terminal, stdin);
         if let Some(path) = log_path {
             let log = CriLog::open(&path).map_err(|e| internal("opening the log file", e))?;
@@ -87,7 +94,10 @@ impl Task {
             return Ok(pid);
         }
         let container = self.container.as_ref().ok_or_else(no_task)?;
-        let proc = self.execs.get_mut(exec_id).ok_or_else(|| no_exec(exec_id))?;
+        let proc = self
+            .execs
+            .get_mut(exec_id)
+            .ok_or_else(|| no_exec(exec_id))?;
         proc.state.next(Transition::Start)?;
         let spec = proc.spec.take().ok_or_else(|| no_exec(exec_id))?;
         let mut opts = ExecOptions::default();
@@ -101,12 +111,21 @@ impl Task {
         Ok(pid)
     }
 
-    pub fn exec(&mut self, exec_id: &str, process_json: &[u8], stdin: bool) -> Result<(), TaskError> {
+    pub fn exec(
+        &mut self,
+        exec_id: &str,
+        process_json: &[u8],
+        stdin: bool,
+    ) -> Result<(), TaskError> {
         if exec_id.is_empty() || exec_id.len() > 256 || exec_id.contains(['/', '\0']) {
-            return Err(TaskError::InvalidArgument(format!("invalid exec id {exec_id:?}")));
+            return Err(TaskError::InvalidArgument(format!(
+                "invalid exec id {exec_id:?}"
+            )));
         }
         if self.execs.contains_key(exec_id) {
-            return Err(TaskError::AlreadyExists(format!("exec {exec_id} already exists")));
+            return Err(TaskError::AlreadyExists(format!(
+                "exec {exec_id} already exists"
+            )));
         }
         let init = self.init.as_ref().ok_or_else(no_task)?;
         if !matches!(init.state, State::Created | State::Running) {
@@ -129,11 +148,18 @@ impl Task {
             .map_err(|_| TaskError::InvalidArgument(format!("invalid signal {signal}")))?;
         let proc = self.proc(exec_id)?;
         if !proc.is_alive() && !all {
-            return Err(TaskError::NotFound(format!("process {} already exited", name(exec_id))));
+            return Err(TaskError::NotFound(format!(
+                "process {} already exited",
+                name(exec_id)
+            )));
         }
         let pid = proc.pid;
         if exec_id.is_empty() {
-            return Ok(self.container.as_ref().ok_or_else(no_task)?.kill(sig, all)?);
+            return Ok(self
+                .container
+                .as_ref()
+                .ok_or_else(no_task)?
+                .kill(sig, all)?);
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
             .map_err(|e| internal(&format!("kill {pid}"), e))
@@ -216,7 +242,10 @@ impl Task {
 
     /// Any process alive? The shim must not exit while one is.
     pub fn has_live_processes(&self) -> bool {
-        self.init.iter().chain(self.execs.values()).any(Proc::is_alive)
+        self.init
+            .iter()
+            .chain(self.execs.values())
+            .any(Proc::is_alive)
     }
 
     pub fn proc(&self, exec_id: &str) -> Result<&Proc, TaskError> {
@@ -279,7 +308,12 @@ impl Task {
         if exit.oom_killed {
             self.publish(event::Kind::Oom, exec_id, exit.pid, None);
         }
-        self.publish(event::Kind::Exited, exec_id, exit.pid, Some(exit.to_proto()));
+        self.publish(
+            event::Kind::Exited,
+            exec_id,
+            exit.pid,
+            Some(exit.to_proto()),
+        );
     }
 
     fn publish(&self, kind: event::Kind, exec_id: &str, pid: i32, exit: Option<ExitStatus>) {
@@ -353,7 +387,10 @@ impl Wiring {
 
     /// After the process exists: keep our ends and start pumping output.
     fn finish(self, pio: &mut ProcIo) -> Result<(), TaskError> {
-        let out = broadcast::channel(io::ATTACH_BACKLOG).0;
+        let out = pio
+            .output
+            .get_or_insert_with(|| broadcast::channel(io::ATTACH_BACKLOG).0)
+            .clone();
         match self {
             Wiring::Pipes(p) => {
                 if let Some(stdin) = p.stdin {
@@ -372,18 +409,20 @@ impl Wiring {
                 let master: OwnedFd = berth_runtime::console::receive_pty_master(&ours)
                     .map_err(|e| internal("receiving the pty master", e))?;
                 let master = Arc::new(master);
-                let pump = io::spawn_pump(master.clone(), Stream::Stdout, out.clone(), pio.log.clone())
-                    .map_err(|e| internal("output pump", e))?;
+                let pump =
+                    io::spawn_pump(master.clone(), Stream::Stdout, out.clone(), pio.log.clone())
+                        .map_err(|e| internal("output pump", e))?;
                 pio.pumps.push(pump);
                 if want_stdin {
                     // A separate fd number: the pump has the master registered with the reactor.
-                    let writer = master.try_clone().map_err(|e| internal("dup of the pty master", e))?;
+                    let writer = master
+                        .try_clone()
+                        .map_err(|e| internal("dup of the pty master", e))?;
                     pio.stdin = Some(Arc::new(writer));
                 }
                 pio.pty = Some(master);
             }
         }
-        pio.output = Some(out);
         Ok(())
     }
 }

@@ -42,7 +42,9 @@ pub async fn write_all(fd: Arc<OwnedFd>, mut data: &[u8]) -> std::io::Result<()>
     let afd = register(fd)?;
     while !data.is_empty() {
         let mut guard = afd.writable().await?;
-        match guard.try_io(|inner| nix::unistd::write(inner.get_ref().0.as_ref(), data).map_err(std::io::Error::from)) {
+        match guard.try_io(|inner| {
+            nix::unistd::write(inner.get_ref().0.as_ref(), data).map_err(std::io::Error::from)
+        }) {
             Ok(Ok(n)) => data = &data[n..],
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Ok(Err(e)) => return Err(e),

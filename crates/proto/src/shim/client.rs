@@ -7,7 +7,10 @@ use super::v1::shim_client::ShimClient;
 
 /// Connects to the shim at `address` (`unix:///path` or a plain path).
 pub async fn connect(address: &str) -> Result<ShimClient<Channel>, tonic::transport::Error> {
-    let path = address.strip_prefix("unix://").unwrap_or(address).to_string();
+    let path = address
+        .strip_prefix("unix://")
+        .unwrap_or(address)
+        .to_string();
     // The URI is required by the API but unused: the connector dials the socket.
     let channel = Endpoint::from_static("http://berth-shim")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
