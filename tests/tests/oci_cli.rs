@@ -233,3 +233,134 @@ fn systemd_cgroup_is_refused() {
     assert_ne!(list.code, Some(0));
     assert!(list.stderr.contains("not supported"), "{list:?}");
 }
+
+/// Like [`write_spec`], with `process.terminal` set.
+fn write_terminal_spec(guard: &ContainerGuard, args: &[&str]) {
+    write_spec(guard, args);
+    let path = guard.bundle().join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = Value::Bool(true);
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    let guard = ContainerGuard::new();
+    write_terminal_spec(&guard, &["sh", "-c", "tty; echo console-ok; sleep 30"]);
+    let socket = guard.scratch().join("console.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let (out, err) = (Capture::new(), Capture::new());
+    let mut child = Command::new(berth_oci())
+        .arg("--root")
+        .arg(guard.state_root())
+        .args(["run", "-d", "--console-socket"])
+        .arg(&socket)
+        .args(["-b", bundle_arg(&guard), guard.id()])
+        .stdin(std::process::Stdio::null())
+        .stdout(out.fd())
+        .stderr(err.fd())
+        .spawn()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "berth-oci exited ({status}) without connecting: {}",
+                        err.text()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no connection on the console socket"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    let master = berth_runtime::console::receive_pty_master(&stream).expect("pty master");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", err.text());
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut master = std::fs::File::from(master);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains("console-ok") {
+                break;
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
+    });
+    let seen = rx.recv_timeout(TIMEOUT).expect("no output on the pty");
+    assert!(seen.contains("console-ok"), "{seen:?}");
+    assert!(seen.contains("/dev/pts/"), "stdin is the pty: {seen:?}");
+}
+
+#[test]
+fn run_in_the_foreground_proxies_its_own_terminal() {
+    let guard = ContainerGuard::new();
+    write_terminal_spec(&guard, &["sh", "-c", "tty; echo from-the-pty"]);
+    let run = oci(&guard, &["run", "-b", bundle_arg(&guard), guard.id()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("from-the-pty"), "{run:?}");
+    assert!(run.stdout.contains("/dev/pts/"), "{run:?}");
+}
+
+#[test]
+fn run_forwards_sigterm_to_the_container() {
+    let guard = ContainerGuard::new();
+    write_spec(
+        &guard,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
+    let (out, err) = (Capture::new(), Capture::new());
+    let mut child = Command::new(berth_oci())
+        .arg("--root")
+        .arg(guard.state_root())
+        .args(["run", "-b", bundle_arg(&guard), guard.id()])
+        .stdin(std::process::Stdio::null())
+        .stdout(out.fd())
+        .stderr(err.fd())
+        .spawn()
+        .unwrap();
+    assert!(
+        out.wait_for("ready", TIMEOUT),
+        "{}{}",
+        out.text(),
+        err.text()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "berth-oci run did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(3), "{}{}", out.text(), err.text());
+    assert!(out.text().contains("got-term"), "{}", out.text());
+}
