@@ -364,3 +364,73 @@ fn run_forwards_sigterm_to_the_container() {
     assert_eq!(status.code(), Some(3), "{}{}", out.text(), err.text());
     assert!(out.text().contains("got-term"), "{}", out.text());
 }
+
+#[test]
+fn pause_resume_update_events_and_exec_process_file() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["sleep", "30"]);
+    let pid_file = guard.scratch().join("init.pid");
+    let run = oci(
+        &guard,
+        &[
+            "run",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "-b",
+            bundle_arg(&guard),
+            guard.id(),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let state = |guard: &ContainerGuard| -> Value {
+        serde_json::from_str(&oci(guard, &["state", guard.id()]).stdout).unwrap()
+    };
+    let pid = state(&guard)["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string()
+    );
+
+    assert_eq!(oci(&guard, &["pause", guard.id()]).code, Some(0));
+    assert_eq!(state(&guard)["status"], "paused");
+    assert_eq!(oci(&guard, &["resume", guard.id()]).code, Some(0));
+    assert_eq!(state(&guard)["status"], "running");
+
+    let update = oci(
+        &guard,
+        &["update", "--pids-limit", "9", "--memory", "64M", guard.id()],
+    );
+    assert_eq!(update.code, Some(0), "{update:?}");
+    let events = oci(&guard, &["events", "--stats", guard.id()]);
+    let event: Value = serde_json::from_str(&events.stdout).expect("events JSON");
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["data"]["pids"]["limit"], 9, "{event}");
+    assert_eq!(event["data"]["memory"]["limit"], 64 << 20, "{event}");
+
+    // exec --process: a full OCI process object.
+    let process = serde_json::json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh", "-c", "echo from-process-json; exit 4"],
+        "env": ["PATH=/bin"],
+        "cwd": "/tmp"
+    });
+    let file = guard.scratch().join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let exec = oci(
+        &guard,
+        &["exec", "--process", file.to_str().unwrap(), guard.id()],
+    );
+    assert_eq!(exec.code, Some(4), "{exec:?}");
+    assert_eq!(exec.stdout, "from-process-json\n");
+
+    // ps lists the init and a detached exec'd sleep.
+    let detached = oci(&guard, &["exec", "-d", guard.id(), "sleep", "20"]);
+    assert_eq!(detached.code, Some(0), "{detached:?}");
+    let ps: Value =
+        serde_json::from_str(&oci(&guard, &["ps", "--format", "json", guard.id()]).stdout).unwrap();
+    assert_eq!(ps.as_array().unwrap().len(), 2, "{ps}");
+    let table = oci(&guard, &["ps", guard.id()]);
+    assert!(table.stdout.contains("sleep 20"), "{table:?}");
+}
