@@ -57,6 +57,7 @@ impl Exit {
         std::fs::rename(&tmp, bundle.join(EXIT_FILE))
     }
 
+    #[cfg(test)]
     pub fn load(bundle: &Path) -> std::io::Result<Option<Exit>> {
         match std::fs::read(bundle.join(EXIT_FILE)) {
             Ok(data) => serde_json::from_slice(&data)
@@ -85,7 +86,12 @@ mod tests {
     fn codes_follow_the_shell_convention_and_survive_the_file() {
         let e = Exit::from_wait(WaitStatus::Exited(Pid::from_raw(5), 3)).unwrap();
         assert_eq!((e.code, e.signal), (3, 0));
-        let k = Exit::from_wait(WaitStatus::Signaled(Pid::from_raw(5), Signal::SIGKILL, false)).unwrap();
+        let k = Exit::from_wait(WaitStatus::Signaled(
+            Pid::from_raw(5),
+            Signal::SIGKILL,
+            false,
+        ))
+        .unwrap();
         assert_eq!((k.code, k.signal), (137, 9));
         let dir = tempfile::tempdir().unwrap();
         k.persist(dir.path()).unwrap();

@@ -1,5 +1,170 @@
-//! berth-shim: one detached process per container. Arrives with the shim issue.
+//! berth-shim: one detached process per container. It owns the container's stdio, relays
+//! signals, reaps every child and records the exit status; it serves berth.shim.v1 on its own
+//! unix socket and outlives the daemon that started it.
+
+mod bootstrap;
+mod detach;
+mod error;
+mod exit;
+mod io;
+mod process;
+mod reaper;
+mod service;
+mod task;
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use berth_proto::shim::v1::shim_server::ShimServer;
+use berth_proto::shim::v1::PROTOCOL_VERSION;
+use clap::{Parser, Subcommand};
+
+use berth_proto::shim::Bootstrap;
+
+#[derive(Parser)]
+#[command(name = "berth-shim", version, about = "Berth's per-container shim")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start (or find) the shim of a task and print its bootstrap answer as JSON.
+    Start {
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        #[arg(long)]
+        id: String,
+        /// The task's bundle (config.json, rootfs); the exit file and shim.log go here.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Where the shim's socket is created.
+        #[arg(long)]
+        socket_dir: PathBuf,
+    },
+}
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("berth-shim is not built yet")
+    berth_runtime::protect_self_exe().context("protecting the shim binary")?;
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Start {
+            namespace,
+            id,
+            bundle,
+            socket_dir,
+        } => start(&namespace, &id, &bundle, &socket_dir),
+    }
+}
+
+fn start(
+    namespace: &str,
+    id: &str,
+    bundle: &std::path::Path,
+    socket_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let bundle = bundle
+        .canonicalize()
+        .with_context(|| format!("bundle {}", bundle.display()))?;
+    std::fs::create_dir_all(socket_dir)
+        .with_context(|| format!("creating {}", socket_dir.display()))?;
+    std::fs::set_permissions(socket_dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = bootstrap::socket_path(socket_dir, namespace, id);
+    let address = format!("unix://{}", path.display());
+    let pid = match bootstrap::live_shim(&path) {
+        Some(pid) => pid,
+        None => {
+            // Nothing answers: a leftover socket file from a dead shim.
+            let _ = std::fs::remove_file(&path);
+            let listener =
+                UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            let id = id.to_string();
+            let task_bundle = bundle.clone();
+            let sock = path.clone();
+            detach::detach(
+                listener,
+                &bundle.join("shim.log"),
+                move |listener, ready| serve(&id, task_bundle, listener, ready, sock),
+            )?
+        }
+    };
+    let answer = Bootstrap {
+        version: PROTOCOL_VERSION,
+        address,
+        protocol: "grpc".into(),
+        pid,
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &answer)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The shim proper, in the detached child.
+fn serve(
+    id: &str,
+    bundle: PathBuf,
+    listener: UnixListener,
+    ready: OwnedFd,
+    socket: PathBuf,
+) -> anyhow::Result<()> {
+    // listen() again so the socket's peer credentials name this process, not the starter.
+    // SAFETY: listen on a socket we own.
+    if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 1024) } != 0 {
+        anyhow::bail!("listen: {}", std::io::Error::last_os_error());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    ignore_session_signals();
+    reaper::become_subreaper().context("PR_SET_CHILD_SUBREAPER")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("building the runtime")?;
+    rt.block_on(async move {
+        let task = Arc::new(Mutex::new(task::Task::new(id, bundle)));
+        let shutdown = task
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .shutdown
+            .clone();
+        reaper::spawn(task.clone())?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::UnixListener::from_std(listener)?;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        // Ready: the starter may print our address now.
+        nix::unistd::write(&ready, b"1")?;
+        drop(ready);
+        tracing::info!(id, "shim serving");
+        tonic::transport::Server::builder()
+            .add_service(ShimServer::new(service::ShimService { task: task.clone() }))
+            .serve_with_incoming_shutdown(incoming, async move { shutdown.notified().await })
+            .await?;
+        let _ = std::fs::remove_file(&socket);
+        tracing::info!("shim exiting");
+        Ok(())
+    })
+}
+
+/// The shim keeps serving whatever happens to the session that started it.
+fn ignore_session_signals() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for sig in [Signal::SIGINT, Signal::SIGHUP, Signal::SIGPIPE] {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
 }

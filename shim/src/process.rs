@@ -76,7 +76,6 @@ impl fmt::Display for Transition {
 
 /// A process the shim owns.
 pub struct Proc {
-    pub exec_id: String,
     /// Host pid; 0 for an exec process not started yet.
     pub pid: i32,
     pub state: State,
@@ -89,15 +88,18 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn new(exec_id: &str, terminal: bool, want_stdin: bool) -> Proc {
+    pub fn new(terminal: bool, want_stdin: bool) -> Proc {
         Proc {
-            exec_id: exec_id.to_string(),
             pid: 0,
             state: State::Created,
             terminal,
             spec: None,
             want_stdin,
-            io: ProcIo::default(),
+            // Attach may come before start: the output channel exists from the beginning.
+            io: ProcIo {
+                output: Some(tokio::sync::broadcast::channel(crate::io::ATTACH_BACKLOG).0),
+                ..ProcIo::default()
+            },
             exit: watch::channel(None).0,
         }
     }
@@ -118,10 +120,22 @@ mod tests {
 
     #[test]
     fn only_legal_transitions_pass() {
-        assert_eq!(State::Created.next(Transition::Start).unwrap(), State::Running);
-        assert_eq!(State::Running.next(Transition::Pause).unwrap(), State::Paused);
-        assert_eq!(State::Paused.next(Transition::Resume).unwrap(), State::Running);
-        assert_eq!(State::Paused.next(Transition::Exit).unwrap(), State::Stopped);
+        assert_eq!(
+            State::Created.next(Transition::Start).unwrap(),
+            State::Running
+        );
+        assert_eq!(
+            State::Running.next(Transition::Pause).unwrap(),
+            State::Paused
+        );
+        assert_eq!(
+            State::Paused.next(Transition::Resume).unwrap(),
+            State::Running
+        );
+        assert_eq!(
+            State::Paused.next(Transition::Exit).unwrap(),
+            State::Stopped
+        );
         for (s, t) in [
             (State::Running, Transition::Start),
             (State::Created, Transition::Pause),

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod output;
 pub mod reaper;
 pub mod rootfs;
+pub mod shim;
 
 pub use bundle::SpecBuilder;
 pub use guard::ContainerGuard;

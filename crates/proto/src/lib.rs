@@ -1,11 +1,4 @@
-//! Berth's gRPC APIs, generated from the `.proto` files under `proto/`.
+//! Berth's gRPC APIs, generated from the `.proto` files under `proto/`, and the small pieces
+//! of protocol around them (the shim's bootstrap answer, unix-socket clients).
 
-/// The shim API (`berth.shim.v1`): berthd ↔ berth-shim.
-pub mod shim {
-    pub mod v1 {
-        tonic::include_proto!("berth.shim.v1");
-
-        /// The protocol version a shim announces in its bootstrap answer.
-        pub const PROTOCOL_VERSION: u32 = 1;
-    }
-}
+pub mod shim;

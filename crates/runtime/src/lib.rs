@@ -19,6 +19,7 @@ pub mod console {
     pub use crate::process::tty::{receive_pty_master, set_winsize};
 }
 
+pub use container::load_spec;
 pub use container::{
     Container, CreateOptions, DeleteOutcome, ExecOptions, OciState, Runtime, Status, Stdio,
 };

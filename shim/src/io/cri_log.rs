@@ -53,7 +53,12 @@ impl CriLog {
     fn record(&mut self, stream: Stream, partial: bool, content: &[u8]) -> std::io::Result<()> {
         let ts = humantime::format_rfc3339_nanos(SystemTime::now());
         let mut rec = Vec::with_capacity(content.len() + 48);
-        write!(rec, "{ts} {} {} ", stream.name(), if partial { 'P' } else { 'F' })?;
+        write!(
+            rec,
+            "{ts} {} {} ",
+            stream.name(),
+            if partial { 'P' } else { 'F' }
+        )?;
         rec.extend_from_slice(content);
         rec.push(b'\n');
         self.file.write_all(&rec)
@@ -67,7 +72,12 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
-    pub fn feed(&mut self, log: &mut CriLog, stream: Stream, mut data: &[u8]) -> std::io::Result<()> {
+    pub fn feed(
+        &mut self,
+        log: &mut CriLog,
+        stream: Stream,
+        mut data: &[u8],
+    ) -> std::io::Result<()> {
         while !data.is_empty() {
             match data.iter().position(|&b| b == b'\n') {
                 Some(i) => {

@@ -122,7 +122,8 @@ pub(crate) fn create(
     Ok(Container { dir, state })
 }
 
-pub(crate) fn load_spec(bundle: &Path) -> Result<Spec> {
+/// Reads `<bundle>/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data =
         std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

@@ -68,6 +68,8 @@ mod tests {
         assert_eq!(rules[0], deny_all);
         assert_eq!(rules.len(), 1 + DEFAULT_CHAR_DEVICES.len());
         assert!(rules[1..].iter().all(|r| r.allow()));
-        assert!(rules.iter().any(|r| r.major() == Some(1) && r.minor() == Some(3)));
+        assert!(rules
+            .iter()
+            .any(|r| r.major() == Some(1) && r.minor() == Some(3)));
     }
 }

@@ -69,7 +69,10 @@ fn connect(
     let path = socket.ok_or_else(|| {
         Error::InvalidSpec("process.terminal is set: a console socket is required".into())
     })?;
-    UnixStream::connect(path)
-        .map(Some)
-        .map_err(|e| Error::io(format!("connecting to the console socket {}", path.display()), e))
+    UnixStream::connect(path).map(Some).map_err(|e| {
+        Error::io(
+            format!("connecting to the console socket {}", path.display()),
+            e,
+        )
+    })
 }

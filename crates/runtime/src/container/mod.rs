@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::cgroups::{Manager, Stats};
 use crate::{Error, Result};
 
+pub use create::load_spec;
 pub use state::OciState;
 use state::State;
 

@@ -27,6 +27,7 @@ struct CapUserData {
 
 /// Parses a capability name as written in specs and on command lines ("CAP_SYS_ADMIN", also
 /// "sys_admin"). Unknown names are an error naming them.
+#[cfg(test)]
 pub(crate) fn parse_name(name: &str) -> Result<Capability, ProcessError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|_| ProcessError::Invalid(format!("unknown capability {name:?}")))

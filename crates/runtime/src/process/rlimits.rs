@@ -7,6 +7,7 @@ use super::ProcessError;
 
 /// Parses a limit name as written in specs ("RLIMIT_NOFILE"); unknown names are an error
 /// naming them.
+#[cfg(test)]
 pub(crate) fn parse_name(name: &str) -> Result<PosixRlimitType, ProcessError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|_| ProcessError::Invalid(format!("unknown rlimit {name:?}")))
