@@ -434,3 +434,18 @@ fn pause_resume_update_events_and_exec_process_file() {
     let table = oci(&guard, &["ps", guard.id()]);
     assert!(table.stdout.contains("sleep 20"), "{table:?}");
 }
+
+#[test]
+fn run_of_a_missing_binary_fails_and_leaves_nothing() {
+    let guard = ContainerGuard::new();
+    write_spec(&guard, &["/no/such/binary"]);
+    let run = oci(&guard, &["run", "-b", bundle_arg(&guard), guard.id()]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.starts_with("berth-oci: "), "{run:?}");
+    assert!(
+        run.stderr.contains("/no/such/binary"),
+        "names the binary: {run:?}"
+    );
+    let list = oci(&guard, &["list", "-q"]);
+    assert_eq!(list.stdout, "", "{list:?}");
+}
