@@ -449,3 +449,25 @@ fn run_of_a_missing_binary_fails_and_leaves_nothing() {
     let list = oci(&guard, &["list", "-q"]);
     assert_eq!(list.stdout, "", "{list:?}");
 }
+
+#[test]
+fn debug_log_goes_to_the_log_file_as_json() {
+    let guard = ContainerGuard::new();
+    let log = guard.scratch().join("oci.log");
+    let list = oci(
+        &guard,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--debug",
+            "list",
+        ],
+    );
+    assert_eq!(list.code, Some(0), "{list:?}");
+    assert_eq!(list.stderr, "", "logs go to the file, not stderr");
+    let text = std::fs::read_to_string(&log).expect("log file written");
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).expect("JSON line");
+    assert_eq!(first["level"], "DEBUG", "{first}");
+}
