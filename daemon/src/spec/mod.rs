@@ -147,6 +147,9 @@ pub fn generate(i: &Inputs<'_>) -> Result<Spec, ApiError> {
                 .collect(),
         ));
         linux.set_seccomp(seccomp(o)?);
+    } else {
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
     }
 
     let mut annotations = HashMap::new();
@@ -201,7 +204,12 @@ fn merge_env(image: &[String], opts: &[String], hostname: &str, tty: bool) -> Ve
 }
 
 fn capabilities(o: &RunOptions) -> Result<Vec<Capability>, ApiError> {
-    let all = || -> Vec<Capability> { ALL_CAPS.iter().filter_map(|c| c.parse().ok()).collect() };
+    let all = || -> Vec<Capability> {
+        ALL_CAPS
+            .iter()
+            .filter_map(|c| c.trim_start_matches("CAP_").parse().ok())
+            .collect()
+    };
     let mut caps: Vec<Capability> = if o.privileged {
         all()
     } else {
@@ -209,12 +217,9 @@ fn capabilities(o: &RunOptions) -> Result<Vec<Capability>, ApiError> {
     };
     let parse = |name: &str| -> Result<Capability, ApiError> {
         let upper = name.to_uppercase();
-        let full = if upper.starts_with("CAP_") {
-            upper
-        } else {
-            format!("CAP_{upper}")
-        };
-        full.parse::<Capability>()
+        upper
+            .trim_start_matches("CAP_")
+            .parse::<Capability>()
             .map_err(|_| ApiError::InvalidArgument(format!("unknown capability {name:?}")))
     };
     for add in &o.cap_add {

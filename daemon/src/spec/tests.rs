@@ -120,6 +120,17 @@ fn entrypoint_override_drops_cmd_and_host_namespaces_are_left_out() {
     assert!(!types.contains(&LinuxNamespaceType::Network));
     assert!(linux.seccomp().is_none());
     assert!(linux.masked_paths().is_none());
+    let caps = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .as_ref()
+        .unwrap();
+    assert!(
+        caps.bounding().as_ref().unwrap().len() >= 40,
+        "privileged gets every capability"
+    );
 }
 
 #[test]

@@ -207,9 +207,20 @@ impl Store {
                 return Ok(c);
             }
         }
-        Err(StoreError::NotFound(format!(
-            "container {id_or_name:?} does not exist"
-        )))
+        // A unique id prefix (like docker's short ids).
+        let prefix = k(&[ns, "containers", id_or_name]);
+        let mut found = None;
+        for item in self.db.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            if found.is_some() {
+                return Err(StoreError::FailedPrecondition(format!(
+                    "{id_or_name:?} matches more than one container: give more of the id"
+                )));
+            }
+            found = Some(decode(&key, &value)?);
+        }
+        found
+            .ok_or_else(|| StoreError::NotFound(format!("container {id_or_name:?} does not exist")))
     }
 
     pub fn containers(&self, ns: &str) -> Result<Vec<Container>> {
@@ -308,6 +319,23 @@ mod tests {
         s.create_container("k8s.io", &container("b", "web"))
             .unwrap();
         assert_eq!(s.find_container("default", "web").unwrap().id, "a");
+        s.create_container("default", &container("abc1", ""))
+            .unwrap();
+        s.create_container("default", &container("abd2", ""))
+            .unwrap();
+        assert_eq!(s.find_container("default", "abc").unwrap().id, "abc1");
+        assert!(matches!(
+            s.find_container("default", "ab"),
+            Err(StoreError::FailedPrecondition(_))
+        ));
+        assert!(matches!(
+            s.find_container("default", "zz"),
+            Err(StoreError::NotFound(_))
+        ));
+        for id in ["abc1", "abd2"] {
+            let c = s.find_container("default", id).unwrap();
+            s.delete_container("default", &c).unwrap();
+        }
         assert_eq!(s.containers("k8s.io").unwrap().len(), 1);
         assert!(matches!(
             s.delete_namespace("k8s.io"),
