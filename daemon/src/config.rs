@@ -8,6 +8,7 @@
 //! log_level = "info"
 //! shim = "/usr/local/bin/berth-shim"  # default: next to berthd
 //! metrics_address = "127.0.0.1:9323"  # Prometheus /metrics; off when absent
+//! cgroup_root = "/berth"          # containers go to <cgroup_root>/<namespace>/<id>
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub struct Config {
     pub log_level: String,
     pub shim: Option<PathBuf>,
     pub metrics_address: Option<String>,
+    pub cgroup_root: String,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             log_level: "info".into(),
             shim: None,
             metrics_address: None,
+            cgroup_root: "/berth".into(),
         }
     }
 }

@@ -13,6 +13,25 @@ use crate::events::Bus;
 use crate::shims::Shims;
 use crate::store::Store;
 
+/// One async lock per container, so that concurrent creates and removals of the same task
+/// (a client's `rm` racing an `--rm` auto-removal) run one after the other.
+#[derive(Default)]
+pub struct TaskLocks(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+);
+
+impl TaskLocks {
+    pub async fn lock(&self, ns: &str, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget locks nobody holds, so the map does not grow with every container ever.
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+            map.entry(format!("{ns}/{id}")).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}
+
 pub struct Daemon {
     pub cfg: Config,
     pub store: Store,
@@ -20,6 +39,7 @@ pub struct Daemon {
     pub shims: Shims,
     pub bundles: Bundles,
     pub cgroup_v2: bool,
+    pub task_locks: TaskLocks,
 }
 
 pub type Shared = Arc<Daemon>;
@@ -37,6 +57,7 @@ impl Daemon {
             store,
             bus: Bus::new(),
             cgroup_v2,
+            task_locks: TaskLocks::default(),
         }
     }
 

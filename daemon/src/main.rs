@@ -47,6 +47,9 @@ struct Cli {
     /// A group allowed to use the socket besides root.
     #[arg(long)]
     group: Option<String>,
+    /// Parent cgroup of every container (default /berth).
+    #[arg(long)]
+    cgroup_root: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +66,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = cli.log_level {
         cfg.log_level = v;
+    }
+    if let Some(v) = cli.cgroup_root {
+        cfg.cgroup_root = v;
     }
     if cli.group.is_some() {
         cfg.group = cli.group;

@@ -21,6 +21,7 @@ pub fn spec_of(c: &Container) -> ApiResult<Spec> {
 
 /// Creates the task of `c`: bundle, rootfs, shim, init (waiting for start).
 pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task> {
+    let _lock = d.task_locks.lock(ns, &c.id).await;
     let mut spec = spec_of(c)?;
     let opts = c.options.clone().unwrap_or_default();
     let bundle = d.bundles.create(ns, &c.id, &spec)?;
@@ -169,7 +170,8 @@ fn forward_events(
                 Kind::Resumed => "/tasks/resumed",
                 Kind::Oom => "/tasks/oom",
                 Kind::ExecAdded => "/tasks/exec-added",
-                Kind::Deleted => "/tasks/delete",
+                // Published by remove_task, which knows it happened.
+                Kind::Deleted => continue,
                 Kind::Unknown => continue,
             };
             let mut attrs = vec![("pid", ev.pid.to_string())];
@@ -265,6 +267,7 @@ pub async fn remove_task(
     c: &Container,
     force: bool,
 ) -> ApiResult<Option<ExitInfo>> {
+    let _lock = d.task_locks.lock(ns, &c.id).await;
     let bundle = d.bundles.path(ns, &c.id);
     if !bundle.exists() {
         return Ok(None);
@@ -302,10 +305,26 @@ pub async fn remove_task(
         )
         .await;
     }
-    let exit = client
-        .delete(shim::ProcessRequest::default())
-        .await?
-        .into_inner();
+    let exit = match client.delete(shim::ProcessRequest::default()).await {
+        Ok(e) => e.into_inner(),
+        // The shim went away mid-call: finish its work here.
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+            ) =>
+        {
+            cleanup_dead(d, ns, c, &bundle);
+            return Ok(None);
+        }
+        Err(s) => return Err(s.into()),
+    };
+    d.bus.publish(
+        ns,
+        "/tasks/delete",
+        &c.id,
+        &[("exit_code", exit.code.to_string())],
+    );
     d.shims.forget(ns, &c.id);
     d.bundles.remove(ns, &c.id)?;
     crate::images::unmount_rootfs(d, ns, c);
@@ -321,6 +340,7 @@ fn cleanup_dead(d: &Daemon, ns: &str, c: &Container, bundle: &Path) {
         }
     }
     d.shims.forget(ns, &c.id);
+    d.bus.publish(ns, "/tasks/delete", &c.id, &[]);
     if let Err(e) = d.bundles.remove(ns, &c.id) {
         tracing::warn!(id = c.id, "removing the bundle: {e}");
     }

@@ -134,6 +134,7 @@ pub async fn create(d: &Daemon, ns: &str, r: CreateContainerRequest) -> ApiResul
         image: &image_cfg,
         opts: &opts,
         cgroup_v2: d.cgroup_v2,
+        cgroup_root: &d.cfg.cgroup_root,
     })?;
     let c = Container {
         id: id.clone(),
@@ -156,6 +157,10 @@ pub async fn create(d: &Daemon, ns: &str, r: CreateContainerRequest) -> ApiResul
 /// Removes a container: its task (killed when `force`), bundle, log and record.
 pub async fn remove(d: &Daemon, ns: &str, c: &Container, force: bool) -> ApiResult<()> {
     tasks::remove_task(d, ns, c, force).await?;
+    // A concurrent removal (an --rm auto-removal racing `rm`) may have finished first.
+    if d.store.container(ns, &c.id)?.is_none() {
+        return Ok(());
+    }
     let _ = std::fs::remove_file(d.log_path(ns, &c.id));
     crate::images::release(d, ns, c);
     d.store.delete_container(ns, c)?;

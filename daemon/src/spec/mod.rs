@@ -39,6 +39,8 @@ pub struct Inputs<'a> {
     pub image: &'a ImageConfig,
     pub opts: &'a RunOptions,
     pub cgroup_v2: bool,
+    /// The daemon's parent cgroup for containers.
+    pub cgroup_root: &'a str,
 }
 
 pub fn generate(i: &Inputs<'_>) -> Result<Spec, ApiError> {
@@ -319,7 +321,7 @@ fn namespaces(o: &RunOptions) -> Result<Vec<LinuxNamespace>, ApiError> {
 
 fn cgroups_path(i: &Inputs<'_>) -> Result<String, ApiError> {
     let parent = if i.opts.cgroup_parent.is_empty() {
-        format!("/berth/{}", i.namespace)
+        format!("{}/{}", i.cgroup_root.trim_end_matches('/'), i.namespace)
     } else {
         i.opts.cgroup_parent.clone()
     };

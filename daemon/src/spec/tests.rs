@@ -8,6 +8,7 @@ fn inputs<'a>(image: &'a ImageConfig, opts: &'a RunOptions) -> Inputs<'a> {
         image,
         opts,
         cgroup_v2: false,
+        cgroup_root: "/berth",
     }
 }
 
