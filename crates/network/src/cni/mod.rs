@@ -80,7 +80,8 @@ impl Cni {
 
     /// ADD: runs the plugins in order, each getting the previous one's result as
     /// `prevResult`, and caches the final result. The attachment is cached before the first
-    /// plugin runs, so a failed or interrupted ADD can still be undone with [`Cni::del`].
+    /// plugin runs and the result after each plugin, so a failed or interrupted ADD can still
+    /// be undone with [`Cni::del`] (DEL then gets the last result reached as `prevResult`).
     pub async fn add(
         &self,
         net: &NetworkConfigList,
@@ -106,6 +107,10 @@ impl Cni {
                 .plugin_stdin(index, &att.runtime_config, prev.as_ref())
                 .unwrap_or(Value::Null);
             prev = exec::run_plugin(plugin, &stdin, &inv).await?;
+            // Keep the result so far: if a later plugin fails (or we crash), DEL gets the
+            // addresses as prevResult, which plugins like firewall need to undo their rules.
+            entry.result = prev.clone().unwrap_or(Value::Null);
+            cache::write(&self.cache_dir, &entry)?;
         }
         let last = net.plugin_types().last().copied().unwrap_or_default();
         let raw = prev.ok_or_else(|| CniError::InvalidResult {
@@ -116,8 +121,6 @@ impl Cni {
             plugin: last.to_string(),
             reason: e.to_string(),
         })?;
-        entry.result = raw;
-        cache::write(&self.cache_dir, &entry)?;
         Ok(result)
     }
 
@@ -147,7 +150,8 @@ impl Cni {
     /// DEL: runs the plugins in reverse order. When the attachment is cached, the cached
     /// config, CNI_ARGS, runtime config and result (as `prevResult`) are used instead of `net`
     /// and `att`'s, so DEL undoes exactly what ADD did. Every plugin is run even when one
-    /// fails; the first error is returned and the cache kept for a retry.
+    /// fails; the first error is returned and the cache kept for a retry. A plugin that is
+    /// not installed is skipped.
     pub async fn del(&self, net: &NetworkConfigList, att: &Attachment) -> Result<(), CniError> {
         validate_attachment(att)?;
         match cache::read(&self.cache_dir, &net.name, &att.container_id, &att.ifname)? {
@@ -207,8 +211,13 @@ impl Cni {
             let stdin = net
                 .plugin_stdin(index, &att.runtime_config, prev)
                 .unwrap_or(Value::Null);
-            if let Err(e) = exec::run_plugin(plugins[index], &stdin, &inv).await {
-                first_error.get_or_insert(e);
+            match exec::run_plugin(plugins[index], &stdin, &inv).await {
+                // A missing plugin cannot undo anything (and most often never ran: the ADD
+                // failed on it); refusing would make the DEL fail forever.
+                Ok(_) | Err(CniError::PluginNotFound { .. }) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         match first_error {

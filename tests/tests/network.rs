@@ -1,0 +1,611 @@
+//! berth-network against the real CNI plugins (/usr/lib/cni), real network namespaces and
+//! iptables, as root. Every test has its own conf/state/pin/IPAM dirs, network name, bridge
+//! and 10.200.x.0/24 subnet, and its [`Env`] guard tears everything down on drop (CNI DEL,
+//! pins, bridge), even when the test fails.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use berth_network::cni::{Attachment, Cni, CniError, NetworkConfigList};
+use berth_network::{
+    ensure_default_network, parse_publish, DefaultNetwork, NetNs, NetNsError, Network,
+    NetworkError, NetworkMode, NetworkOptions,
+};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+const PLUGIN_DIR: &str = "/usr/lib/cni";
+
+// ---------------------------------------------------------------------------------------------
+// Guards
+
+/// net.ipv4.ip_forward as found before the first live test; the bridge plugin (isGateway)
+/// turns it on, the last test to finish puts it back.
+static FORWARD: Mutex<(usize, Option<String>)> = Mutex::new((0, None));
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+struct ForwardGuard;
+
+impl ForwardGuard {
+    fn new() -> Self {
+        let mut g = FORWARD.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 == 0 {
+            g.1 = std::fs::read_to_string(IP_FORWARD).ok();
+        }
+        g.0 += 1;
+        ForwardGuard
+    }
+}
+
+impl Drop for ForwardGuard {
+    fn drop(&mut self) {
+        let mut g = FORWARD.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= 1;
+        if g.0 == 0 {
+            if let Some(v) = g.1.take() {
+                let _ = std::fs::write(IP_FORWARD, v.trim());
+            }
+        }
+    }
+}
+
+/// One test's network world: temp dirs, a unique network/bridge/subnet, a [`Network`], and
+/// the containers set up through it.
+struct Env {
+    network: Network,
+    name: String,
+    bridge: String,
+    /// `10.200.N.` — the subnet's prefix, also used to grep iptables.
+    prefix: String,
+    ipam_dir: PathBuf,
+    ids: Mutex<Vec<String>>,
+    _forward: ForwardGuard,
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let forward = ForwardGuard::new();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        assert!(n < 6, "too many environments for the subnet scheme");
+        let pid = std::process::id();
+        let octet = (pid % 40) * 6 + n;
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-net-")
+            .tempdir()
+            .unwrap();
+        let root = tmp.path();
+        let opts = NetworkOptions {
+            conf_dir: root.join("net.d"),
+            plugin_dirs: vec![PathBuf::from(PLUGIN_DIR)],
+            state_dir: root.join("state"),
+            netns_dir: root.join("netns"),
+            ..NetworkOptions::default()
+        };
+        let env = Env {
+            network: Network::new(opts),
+            name: format!("bnt{}n{n}", pid % 1000),
+            bridge: format!("bt{}x{n}", pid % 1000),
+            prefix: format!("10.200.{octet}."),
+            ipam_dir: root.join("ipam"),
+            ids: Mutex::new(Vec::new()),
+            _forward: forward,
+            tmp,
+        };
+        // No stale bridge of a crashed earlier run with the same pid may disturb the test.
+        let _ = Command::new("ip")
+            .args(["link", "del", &env.bridge])
+            .stderr(Stdio::null())
+            .status();
+        env
+    }
+
+    fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn conf_dir(&self) -> PathBuf {
+        self.root().join("net.d")
+    }
+
+    /// Writes the default bridge network with this test's names (with the firewall plugin).
+    fn with_default_network(self) -> Self {
+        self.with_network(true)
+    }
+
+    /// Writes the default bridge network with this test's names.
+    fn with_network(self, firewall: bool) -> Self {
+        let def = DefaultNetwork {
+            name: self.name.clone(),
+            bridge: self.bridge.clone(),
+            subnet: format!("{}0/24", self.prefix).parse().unwrap(),
+            ipam_data_dir: Some(self.ipam_dir.clone()),
+            firewall,
+        };
+        let written = ensure_default_network(&self.conf_dir(), &def).unwrap();
+        assert_eq!(
+            written,
+            Some(self.conf_dir().join(format!("{}.conflist", self.name)))
+        );
+        self
+    }
+
+    /// A fresh container id, torn down by the guard.
+    fn id(&self, what: &str) -> String {
+        let id = format!("{}-{what}", self.name);
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// iptables rules (nat and filter) mentioning this test's network or subnet.
+    fn iptables_lines(&self) -> Vec<String> {
+        let out = Command::new("iptables-save").output().unwrap();
+        assert!(out.status.success(), "iptables-save failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("\"{}\"", self.name)) || l.contains(&self.prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Interfaces enslaved to this test's bridge.
+    fn bridge_ports(&self) -> String {
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", "master", &self.bridge])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Addresses host-local still holds (files named after an IP in its data dir).
+    fn ipam_leases(&self) -> Vec<String> {
+        let dir = self.ipam_dir.join(&self.name);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.parse::<IpAddr>().is_ok())
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Dropped outside any runtime (tests drive their own), so one can be built here.
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            for id in self.ids.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let _ = rt.block_on(self.network.teardown(id));
+            }
+        }
+        if let Ok(pins) = std::fs::read_dir(self.root().join("netns")) {
+            for pin in pins.filter_map(Result::ok) {
+                let _ = berth_network::remove_pin(&pin.path());
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A process (busybox httpd) killed and reaped on drop.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Runs `args` inside the network namespace pinned at `pin`.
+fn in_netns(pin: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("nsenter")
+        .arg(format!("--net={}", pin.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Serves `content` on port 80 inside the namespace at `pin`.
+fn start_httpd(pin: &Path, www: &Path, content: &str) -> ChildGuard {
+    std::fs::create_dir_all(www).unwrap();
+    std::fs::write(www.join("index.html"), content).unwrap();
+    let child = Command::new("nsenter")
+        .arg(format!("--net={}", pin.display()))
+        .args(["busybox", "httpd", "-f", "-p", "80", "-h"])
+        .arg(www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ChildGuard(child)
+}
+
+/// Fetches `url` (from the namespace at `pin`, or the host), retrying for a few seconds while
+/// the server starts. (busybox wget's own -T crashes; coreutils timeout bounds each try.)
+fn fetch(pin: Option<&Path>, url: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("5");
+        if let Some(pin) = pin {
+            cmd.arg("nsenter").arg(format!("--net={}", pin.display()));
+        }
+        let out = cmd.args(["busybox", "wget", "-qO-", url]).output().unwrap();
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "wget {url}: {} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = path.display().to_string();
+    mountinfo
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(p.as_str()))
+}
+
+fn netns_inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn netns_is_created_pinned_and_removed() {
+    let env = Env::new();
+    let dir = env.root().join("pins");
+    let ns = NetNs::create(&dir, "one").unwrap();
+    assert_eq!(ns.path(), dir.join("one"));
+    assert!(is_mounted(ns.path()), "pin is not a mount");
+    assert_ne!(
+        netns_inode(ns.path()),
+        netns_inode(Path::new("/proc/self/ns/net")),
+        "the pin must be a new namespace"
+    );
+    let links = in_netns(ns.path(), &["ip", "-o", "link"]);
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:"), "{links}");
+    assert!(matches!(
+        NetNs::create(&dir, "one"),
+        Err(NetNsError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        NetNs::create(&dir, "../x"),
+        Err(NetNsError::InvalidName(_))
+    ));
+    let path = ns.path().to_path_buf();
+    ns.remove().unwrap();
+    assert!(!path.exists());
+    assert!(!is_mounted(&path));
+    berth_network::remove_pin(&path).unwrap();
+}
+
+#[test]
+fn bridge_containers_reach_each_other_and_published_port() {
+    let env = Env::new().with_default_network();
+    let port = free_port();
+    let publish = parse_publish(&format!("127.0.0.1:{port}:80")).unwrap();
+    let (a, b) = (env.id("a"), env.id("b"));
+    let mode_a = NetworkMode::Bridge {
+        network: None,
+        ports: vec![publish],
+    };
+    let mode_b = NetworkMode::Bridge {
+        network: Some(env.name.clone()),
+        ports: vec![],
+    };
+    let info_a = block_on(env.network.setup(&a, mode_a)).unwrap();
+    let info_b = block_on(env.network.setup(&b, mode_b)).unwrap();
+
+    let ip_a = info_a.ip.unwrap();
+    let ip_b = info_b.ip.unwrap();
+    assert_ne!(ip_a, ip_b);
+    assert!(ip_a.to_string().starts_with(&env.prefix), "{ip_a}");
+    assert_eq!(info_a.prefix_len, Some(24));
+    assert_eq!(
+        info_a.gateway.unwrap().to_string(),
+        format!("{}1", env.prefix)
+    );
+    assert_eq!(info_a.network.as_deref(), Some(env.name.as_str()));
+    assert_eq!(info_a.ports, vec![publish]);
+    let pin_a = info_a.netns_path.clone().unwrap();
+    let pin_b = info_b.netns_path.clone().unwrap();
+    let addrs = in_netns(&pin_a, &["ip", "-o", "addr", "show", "eth0"]);
+    assert!(
+        String::from_utf8_lossy(&addrs.stdout).contains(&format!("{ip_a}/24")),
+        "eth0 lacks {ip_a}"
+    );
+    assert_eq!(env.network.info(&a).unwrap(), Some(info_a.clone()));
+    assert_eq!(
+        env.network.list_attached().unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    let nets = env.network.list_networks().unwrap();
+    assert_eq!(nets.len(), 1);
+    assert_eq!(nets[0].bridge.as_deref(), Some(env.bridge.as_str()));
+    assert_eq!(nets[0].subnets, vec![format!("{}0/24", env.prefix)]);
+    // CHECK of A (with a port mapping) is not asserted: portmap 1.1.1 (Debian 12) fails CHECK
+    // on IPv4-only containers (containernetworking/plugins#819).
+    block_on(env.network.check(&b)).unwrap();
+    assert!(matches!(
+        block_on(env.network.setup(&a, NetworkMode::None)),
+        Err(NetworkError::AlreadySetUp(_))
+    ));
+
+    // Container to container over the bridge, and host port to container port.
+    let content = format!("hello from {a}\n");
+    let httpd = start_httpd(&pin_a, &env.root().join("www"), &content);
+    assert_eq!(
+        fetch(Some(&pin_b), &format!("http://{ip_a}/")).unwrap(),
+        content
+    );
+    assert_eq!(
+        fetch(None, &format!("http://127.0.0.1:{port}/")).unwrap(),
+        content
+    );
+    drop(httpd);
+
+    assert!(
+        !env.iptables_lines().is_empty(),
+        "no rules tagged with the network"
+    );
+    assert_eq!(env.ipam_leases().len(), 2);
+    assert_eq!(
+        env.bridge_ports().lines().count(),
+        2,
+        "{}",
+        env.bridge_ports()
+    );
+
+    block_on(env.network.teardown(&a)).unwrap();
+    block_on(env.network.teardown(&b)).unwrap();
+    block_on(env.network.teardown(&a)).unwrap(); // idempotent
+
+    assert!(!pin_a.exists() && !pin_b.exists());
+    assert!(!is_mounted(&pin_a) && !is_mounted(&pin_b));
+    assert_eq!(env.bridge_ports(), "", "veths left on the bridge");
+    assert_eq!(env.iptables_lines(), Vec::<String>::new());
+    assert_eq!(env.ipam_leases(), Vec::<String>::new());
+    assert_eq!(env.network.info(&a).unwrap(), None);
+    assert!(env.network.list_attached().unwrap().is_empty());
+    let results = std::fs::read_dir(env.root().join("state/results")).unwrap();
+    assert_eq!(results.count(), 0, "CNI cache entries left");
+    assert!(fetch(None, &format!("http://127.0.0.1:{port}/")).is_err());
+}
+
+#[test]
+fn none_host_and_container_modes() {
+    let env = Env::new();
+    let (none, host, joiner) = (env.id("none"), env.id("host"), env.id("join"));
+
+    let info = block_on(env.network.setup(&none, NetworkMode::None)).unwrap();
+    let pin = info.netns_path.clone().unwrap();
+    assert_eq!(info.ip, None);
+    let links = in_netns(&pin, &["ip", "-o", "link"]);
+    let links = String::from_utf8_lossy(&links.stdout).to_string();
+    assert_eq!(links.lines().count(), 1, "only lo expected: {links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    let addrs = in_netns(&pin, &["ip", "-o", "addr"]);
+    assert!(String::from_utf8_lossy(&addrs.stdout).contains("127.0.0.1/8"));
+
+    let info = block_on(env.network.setup(&host, NetworkMode::Host)).unwrap();
+    assert_eq!(info.netns_path, None);
+    assert!(env.network.info(&host).unwrap().is_some());
+
+    let info = block_on(
+        env.network
+            .setup(&joiner, NetworkMode::Container(pin.clone())),
+    )
+    .unwrap();
+    assert_eq!(info.netns_path.as_deref(), Some(pin.as_path()));
+    let missing = env.root().join("no-such-netns");
+    let err = block_on(env.network.setup("other", NetworkMode::Container(missing)));
+    assert!(matches!(err, Err(NetworkError::NetNsMissing(_))));
+
+    // Tearing down the joiner leaves the owner's namespace alone.
+    block_on(env.network.teardown(&joiner)).unwrap();
+    assert!(is_mounted(&pin));
+    block_on(env.network.teardown(&host)).unwrap();
+    block_on(env.network.teardown(&none)).unwrap();
+    assert!(!pin.exists() && !is_mounted(&pin));
+    assert!(env.network.list_attached().unwrap().is_empty());
+    // Bridge mode with no network configured fails before creating anything.
+    let err = block_on(env.network.setup(
+        &env.id("nonet"),
+        NetworkMode::Bridge {
+            network: None,
+            ports: vec![],
+        },
+    ));
+    assert!(matches!(err, Err(NetworkError::NoNetwork(_))), "{err:?}");
+    assert!(env.network.list_attached().unwrap().is_empty());
+}
+
+#[test]
+fn failed_setup_is_rolled_back() {
+    let env = Env::new().with_default_network();
+    // The same network, with a last plugin that does not exist: bridge and portmap succeed,
+    // then ADD fails, and setup must undo them.
+    let file = env.conf_dir().join(format!("{}.conflist", env.name));
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "berth-no-such-plugin"}));
+    std::fs::write(&file, list.to_string()).unwrap();
+
+    let id = env.id("fail");
+    let port = free_port();
+    let mode = NetworkMode::Bridge {
+        network: None,
+        ports: vec![parse_publish(&format!("127.0.0.1:{port}:80")).unwrap()],
+    };
+    let err = block_on(env.network.setup(&id, mode)).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            NetworkError::Cni(CniError::PluginNotFound { plugin, .. }) if plugin == "berth-no-such-plugin"
+        ),
+        "{err}"
+    );
+    assert!(!env.root().join("netns").join(&id).exists());
+    assert_eq!(env.bridge_ports(), "");
+    assert_eq!(env.iptables_lines(), Vec::<String>::new());
+    assert_eq!(env.ipam_leases(), Vec::<String>::new());
+    assert!(env.network.list_attached().unwrap().is_empty());
+}
+
+#[test]
+fn teardown_without_cache_uses_the_config() {
+    // As after a crash that lost the result cache: DEL runs from the conflist alone, without
+    // prevResult. The firewall plugin cannot undo its rules without prevResult (it learns the
+    // addresses only from there), so this network has none.
+    let env = Env::new().with_network(false);
+    let id = env.id("nocache");
+    let info = block_on(env.network.setup(
+        &id,
+        NetworkMode::Bridge {
+            network: None,
+            ports: vec![],
+        },
+    ))
+    .unwrap();
+    assert!(info.ip.is_some());
+    assert!(
+        !env.iptables_lines().is_empty(),
+        "no masquerade rules to remove"
+    );
+    assert_eq!(env.ipam_leases().len(), 1);
+    std::fs::remove_dir_all(env.root().join("state/results")).unwrap();
+    block_on(env.network.teardown(&id)).unwrap();
+    assert_eq!(env.bridge_ports(), "");
+    assert_eq!(env.iptables_lines(), Vec::<String>::new());
+    assert_eq!(env.ipam_leases(), Vec::<String>::new());
+    assert!(!info.netns_path.unwrap().exists());
+}
+
+#[test]
+fn cni_0_4_0_single_conf_add_check_del_and_plugin_errors() {
+    let env = Env::new();
+    let conf = serde_json::json!({
+        "cniVersion": "0.4.0",
+        "name": env.name,
+        "type": "bridge",
+        "bridge": env.bridge,
+        "isGateway": true,
+        "ipam": {
+            "type": "host-local",
+            "subnet": format!("{}0/24", env.prefix),
+            "dataDir": env.ipam_dir,
+        },
+    });
+    std::fs::create_dir_all(env.conf_dir()).unwrap();
+    std::fs::write(env.conf_dir().join("10-single.conf"), conf.to_string()).unwrap();
+    let net = berth_network::cni::find_network(&env.conf_dir(), &env.name).unwrap();
+    assert_eq!(net.plugin_types(), ["bridge"]);
+
+    let cni = Cni::new(vec![PathBuf::from(PLUGIN_DIR)], env.root().join("cache"));
+    let pins = env.root().join("pins");
+    let ns = NetNs::create(&pins, "single").unwrap();
+    let id = env.id("single");
+    let att = Attachment::new(&id, ns.path(), "eth0");
+    let result = block_on(cni.add(&net, &att)).unwrap();
+    assert_eq!(result.cni_version, "0.4.0");
+    let ip = result.container_ip().unwrap();
+    assert!(ip.address.addr.to_string().starts_with(&env.prefix));
+    let sandbox = result.interfaces[ip.interface.unwrap()].clone();
+    assert_eq!(sandbox.name, "eth0");
+    assert_eq!(
+        sandbox.sandbox.as_deref(),
+        Some(ns.path().to_str().unwrap())
+    );
+    assert!(cni.cached(&env.name, &id, "eth0").unwrap().is_some());
+    block_on(cni.check(&net, &att)).unwrap();
+
+    block_on(cni.del(&net, &att)).unwrap();
+    assert!(cni.cached(&env.name, &id, "eth0").unwrap().is_none());
+    assert!(!block_on(cni.del_cached(&env.name, &id, "eth0")).unwrap());
+    // Already deleted: DEL again (no cache, no prevResult) is fine; so is a vanished netns.
+    block_on(cni.del(&net, &att)).unwrap();
+    let pin = ns.path().to_path_buf();
+    ns.remove().unwrap();
+    block_on(cni.del(&net, &att)).unwrap();
+    assert!(matches!(
+        block_on(cni.check(&net, &att)),
+        Err(CniError::NotAttached { .. })
+    ));
+    assert_eq!(env.ipam_leases(), Vec::<String>::new());
+    assert_eq!(env.bridge_ports(), "");
+
+    // A plugin's JSON error becomes a clear error with its code and message.
+    let bad = NetworkConfigList::from_list_json(
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": env.name,
+            "plugins": [{"type": "bridge", "bridge": env.bridge,
+                         "ipam": {"type": "host-local", "subnet": "not-a-subnet",
+                                  "dataDir": env.ipam_dir}}],
+        })
+        .to_string()
+        .as_bytes(),
+        None,
+    )
+    .unwrap();
+    let ns = NetNs::create(&pins, "bad").unwrap();
+    let att = Attachment::new(&id, ns.path(), "eth0");
+    let err = block_on(cni.add(&bad, &att)).unwrap_err();
+    match &err {
+        CniError::Plugin {
+            plugin, code, msg, ..
+        } => {
+            assert_eq!(plugin, "bridge");
+            assert_ne!(*code, 0, "{err}");
+            assert!(!msg.is_empty());
+        }
+        other => panic!("expected a plugin error, got {other}"),
+    }
+    assert!(err.to_string().contains("ADD"), "{err}");
+    block_on(cni.del(&bad, &att)).ok();
+    ns.remove().unwrap();
+    assert!(!pin.exists());
+}
