@@ -48,12 +48,13 @@ fn netns_is_created_pinned_and_removed() {
 #[test]
 fn bridge_containers_reach_each_other_and_published_port() {
     let env = Env::new().with_default_network();
-    let port = free_port();
+    let (port, any_port) = (free_port(), free_port());
     let publish = parse_publish(&format!("127.0.0.1:{port}:80")).unwrap();
+    let publish_any = parse_publish(&format!("{any_port}:80/tcp")).unwrap();
     let (a, b) = (env.id("a"), env.id("b"));
     let mode_a = NetworkMode::Bridge {
         network: None,
-        ports: vec![publish],
+        ports: vec![publish, publish_any],
     };
     let mode_b = NetworkMode::Bridge {
         network: Some(env.name.clone()),
@@ -72,7 +73,7 @@ fn bridge_containers_reach_each_other_and_published_port() {
         format!("{}1", env.prefix)
     );
     assert_eq!(info_a.network.as_deref(), Some(env.name.as_str()));
-    assert_eq!(info_a.ports, vec![publish]);
+    assert_eq!(info_a.ports, vec![publish, publish_any]);
     let pin_a = info_a.netns_path.clone().unwrap();
     let pin_b = info_b.netns_path.clone().unwrap();
     let addrs = in_netns(&pin_a, &["ip", "-o", "addr", "show", "eth0"]);
@@ -108,6 +109,11 @@ fn bridge_containers_reach_each_other_and_published_port() {
         fetch(None, &format!("http://127.0.0.1:{port}/")).unwrap(),
         content
     );
+    // A mapping without host IP answers on every local address, loopback included.
+    assert_eq!(
+        fetch(None, &format!("http://127.0.0.1:{any_port}/")).unwrap(),
+        content
+    );
     drop(httpd);
 
     assert!(
@@ -136,6 +142,7 @@ fn bridge_containers_reach_each_other_and_published_port() {
     let results = std::fs::read_dir(env.root().join("state/results")).unwrap();
     assert_eq!(results.count(), 0, "CNI cache entries left");
     assert!(!fetch_once(None, &format!("http://127.0.0.1:{port}/")));
+    assert!(!fetch_once(None, &format!("http://127.0.0.1:{any_port}/")));
 }
 
 #[test]

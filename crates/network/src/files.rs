@@ -80,6 +80,27 @@ pub fn write_hostname(path: &Path, hostname: &str) -> Result<(), FilesError> {
     write(path, &format!("{hostname}\n"))
 }
 
+/// The host's resolver configuration to derive containers' from: `/etc/resolv.conf`, unless it
+/// names only loopback name servers (a local stub such as systemd-resolved's 127.0.0.53) and
+/// `/run/systemd/resolve/resolv.conf` (the stub's upstream servers) exists.
+pub fn host_resolv_conf() -> PathBuf {
+    let etc = PathBuf::from("/etc/resolv.conf");
+    let upstream = PathBuf::from("/run/systemd/resolve/resolv.conf");
+    let only_loopback = std::fs::read_to_string(&etc).is_ok_and(|s| {
+        let filtered = filter_loopback_nameservers(&s);
+        s.lines().any(is_nameserver_line) && !filtered.lines().any(is_nameserver_line)
+    });
+    if only_loopback && upstream.is_file() {
+        upstream
+    } else {
+        etc
+    }
+}
+
+fn is_nameserver_line(line: &str) -> bool {
+    line.split_whitespace().next() == Some("nameserver")
+}
+
 /// Writes a container's `/etc/resolv.conf`.
 ///
 /// With DNS settings from the CNI result that name servers, those are written. Otherwise the
@@ -111,9 +132,7 @@ pub fn write_resolv_conf(
         return write(path, &host);
     }
     let filtered = filter_loopback_nameservers(&host);
-    let has_nameserver = filtered
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some("nameserver"));
+    let has_nameserver = filtered.lines().any(is_nameserver_line);
     write(path, if has_nameserver { &filtered } else { &host })
 }
 
