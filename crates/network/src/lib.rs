@@ -34,13 +34,13 @@ mod netns;
 mod network;
 mod port;
 mod state;
+mod summary;
 
 pub use default_network::{ensure_default_network, DefaultNetwork};
 pub use files::{
     host_resolv_conf, is_valid_hostname, write_hostname, write_hosts, write_resolv_conf, FilesError,
 };
 pub use netns::{remove_pin, NetNs, NetNsError};
-pub use network::{
-    Network, NetworkError, NetworkInfo, NetworkMode, NetworkOptions, NetworkSummary,
-};
+pub use network::{Network, NetworkError, NetworkInfo, NetworkMode, NetworkOptions};
 pub use port::{parse_publish, PortMapping, PortParseError, Protocol};
+pub use summary::NetworkSummary;

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::cni::{self, Attachment, Cni, CniError, CniResult, Dns, Interface, NetworkConfigList};
 use crate::fsutil;
 use crate::netns::{self, NetNs, NetNsError};
 use crate::port::PortMapping;
 use crate::state::{self, AttachmentRecord, Record};
+use crate::summary::{self, NetworkSummary};
 
 /// The name of the internal one-plugin network that brings `lo` up.
 const LOOPBACK_NETWORK: &str = "berth-loopback";
@@ -95,23 +96,6 @@ pub struct NetworkInfo {
     pub dns: Option<Dns>,
     /// Published ports.
     pub ports: Vec<PortMapping>,
-}
-
-/// A configured network, for `berthctl network ls`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkSummary {
-    /// Network name.
-    pub name: String,
-    /// CNI spec version.
-    pub cni_version: String,
-    /// Plugin types in order.
-    pub plugins: Vec<String>,
-    /// The bridge device, for bridge networks.
-    pub bridge: Option<String>,
-    /// Subnets of the IPAM configuration.
-    pub subnets: Vec<String>,
-    /// The configuration file.
-    pub file: Option<PathBuf>,
 }
 
 /// Where things are and how plugins run.
@@ -371,7 +355,7 @@ impl Network {
     pub fn list_networks(&self) -> Result<Vec<NetworkSummary>, NetworkError> {
         Ok(cni::load_networks(&self.opts.conf_dir)?
             .iter()
-            .map(summarize)
+            .map(summary::summarize)
             .collect())
     }
 
@@ -405,42 +389,6 @@ fn fill_info(info: &mut NetworkInfo, result: &CniResult) {
     info.dns = Some(result.dns.clone()).filter(|d| !d.is_empty());
 }
 
-fn summarize(net: &NetworkConfigList) -> NetworkSummary {
-    let str_of = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let mut subnets = Vec::new();
-    let mut bridge = None;
-    for plugin in &net.plugins {
-        if str_of(plugin.get("type")).as_deref() == Some("bridge") {
-            bridge = bridge.or_else(|| str_of(plugin.get("bridge")).or(Some("cni0".into())));
-        }
-        let Some(ipam) = plugin.get("ipam").and_then(Value::as_object) else {
-            continue;
-        };
-        subnets.extend(str_of(ipam.get("subnet")));
-        collect_range_subnets(ipam, &mut subnets);
-    }
-    NetworkSummary {
-        name: net.name.clone(),
-        cni_version: net.cni_version.clone(),
-        plugins: net.plugin_types().iter().map(|s| s.to_string()).collect(),
-        bridge,
-        subnets,
-        file: net.source.clone(),
-    }
-}
-
-/// host-local `ranges`: a list of range sets, each a list of `{"subnet": ...}`.
-fn collect_range_subnets(ipam: &Map<String, Value>, out: &mut Vec<String>) {
-    let sets = ipam.get("ranges").and_then(Value::as_array);
-    for set in sets.into_iter().flatten().filter_map(Value::as_array) {
-        for range in set {
-            if let Some(s) = range.get("subnet").and_then(Value::as_str) {
-                out.push(s.to_string());
-            }
-        }
-    }
-}
-
 /// Runs a short blocking job (mount, unshare) off the async worker threads.
 async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
@@ -461,21 +409,5 @@ mod tests {
         is_send(n.setup("x", NetworkMode::Host));
         is_send(n.teardown("x"));
         is_send(n.check("x"));
-    }
-
-    #[test]
-    fn summary_reads_bridge_and_subnets() {
-        let net = NetworkConfigList::from_list_json(
-            br#"{"cniVersion":"1.0.0","name":"n","plugins":[
-              {"type":"bridge","bridge":"br9","ipam":{"type":"host-local",
-                "ranges":[[{"subnet":"10.1.0.0/24"}],[{"subnet":"fd00::/64"}]]}},
-              {"type":"portmap"}]}"#,
-            None,
-        )
-        .unwrap();
-        let s = summarize(&net);
-        assert_eq!(s.bridge.as_deref(), Some("br9"));
-        assert_eq!(s.subnets, ["10.1.0.0/24", "fd00::/64"]);
-        assert_eq!(s.plugins, ["bridge", "portmap"]);
     }
 }
