@@ -11,6 +11,7 @@ mod images;
 mod listener;
 mod logs;
 mod network;
+mod recover;
 mod services;
 mod shims;
 mod spec;
@@ -112,6 +113,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let d = Arc::new(daemon::Daemon::new(cfg.clone(), store)?);
     d.bundles.sweep();
     network::startup(&d).await;
+    recover::run(&d).await;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()

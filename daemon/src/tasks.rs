@@ -155,7 +155,7 @@ async fn running_pid(d: &Daemon, ns: &str, c: &Container) -> ApiResult<u32> {
 }
 
 /// Relays a shim's events to the bus; removes an `--rm` container when its init exits.
-fn forward_events(
+pub fn forward_events(
     d: Arc<Daemon>,
     ns: String,
     id: String,

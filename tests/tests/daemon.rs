@@ -334,3 +334,40 @@ fn kill_9_during_creates_and_deletes_leaves_a_consistent_store() {
     }
     assert_eq!(text(&d.run(&["ps", "-aq"])), "");
 }
+
+#[test]
+fn containers_survive_daemon_restarts_and_exits_while_down_are_reported() {
+    let mut d = DaemonGuard::start();
+    let r = d.rootfs_arg();
+    ok(&d.run(&[
+        "run", "-d", "--name", "long", "--rootfs", &r, "sleep", "1000",
+    ]));
+    ok(&d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "--rootfs",
+        &r,
+        "sh",
+        "-c",
+        "sleep 1; exit 9",
+    ]));
+    d.stop(nix::sys::signal::Signal::SIGTERM);
+    d.spawn();
+    assert!(text(&d.run(&["ps"])).contains("long"));
+    let o = d.run(&["exec", "long", "echo", "still-here"]);
+    assert_eq!(text(&o), "still-here\n", "{}", err_text(&o));
+    d.stop(nix::sys::signal::Signal::SIGKILL);
+    // "short" exits while the daemon is down.
+    std::thread::sleep(Duration::from_millis(1500));
+    d.spawn();
+    let ps = text(&d.run(&["ps", "-a"]));
+    assert!(ps.contains("exited (9)"), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("long") && l.contains("running")),
+        "{ps}"
+    );
+    ok(&d.run(&["stop", "-t", "1", "long"]));
+}
