@@ -10,6 +10,7 @@ mod ids;
 mod images;
 mod listener;
 mod logs;
+mod metrics;
 mod network;
 mod recover;
 mod services;
@@ -61,6 +62,9 @@ struct Cli {
     /// The default network's subnet (default 10.89.0.0/16).
     #[arg(long)]
     subnet: Option<String>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9323).
+    #[arg(long)]
+    metrics_address: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +87,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = cli.cni_conf_dir {
         cfg.cni_conf_dir = v;
+    }
+    if cli.metrics_address.is_some() {
+        cfg.metrics_address = cli.metrics_address;
     }
     if let Some(v) = cli.bridge {
         cfg.bridge = v;
@@ -114,6 +121,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     d.bundles.sweep();
     network::startup(&d).await;
     recover::run(&d).await;
+    if let Some(addr) = cfg.metrics_address.clone() {
+        metrics::serve(d.clone(), addr).await?;
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()

@@ -18,11 +18,17 @@ pub struct DaemonGuard {
     /// The default network's bridge and subnet, unique to this daemon.
     pub bridge: String,
     pub subnet: String,
+    /// More berthd flags.
+    pub extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl DaemonGuard {
     pub fn start() -> DaemonGuard {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> DaemonGuard {
         reaper::init();
         let dir = tempfile::Builder::new()
             .prefix("berthd-test-")
@@ -41,6 +47,7 @@ impl DaemonGuard {
             subnet: format!("10.{}.{}.0/24", 202 + n % 40, (n / 40) % 250),
             rootfs: rootfs_dir,
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         d.spawn();
@@ -77,6 +84,7 @@ impl DaemonGuard {
             .arg(&self.bridge)
             .arg("--subnet")
             .arg(&self.subnet)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

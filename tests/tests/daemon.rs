@@ -371,3 +371,43 @@ fn containers_survive_daemon_restarts_and_exits_while_down_are_reported() {
     );
     ok(&d.run(&["stop", "-t", "1", "long"]));
 }
+
+#[test]
+fn prometheus_metrics_show_running_containers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = DaemonGuard::start_with(&["--metrics-address", &addr]);
+    let r = d.rootfs_arg();
+    let o = d.run(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "sleep",
+        "30",
+    ]);
+    ok(&o);
+    let id = text(&o).trim().to_string();
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("berth_container_pids{") && l.contains(&id))
+        .unwrap_or_else(|| panic!("no pids gauge for {id}: {body}"));
+    assert!(line.ends_with(" 1"), "{line}");
+    assert!(body.contains("berthd_containers 1"));
+}
