@@ -1,0 +1,4 @@
+//! Applying layer tars safely to snapshot directories.
+
+pub(crate) mod apply;
+pub(crate) mod safe_fs;
