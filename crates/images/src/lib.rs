@@ -14,3 +14,18 @@ pub use content::{BlobInfo, BlobWriter, ContentStore, GcReport, Lease, MAX_JSON_
 pub use digest::Digest;
 pub use error::ImageError;
 pub use reference::{normalize, Reference, DEFAULT_REGISTRY};
+mod snapshot;
+
+pub use manifest::Platform;
+pub use snapshot::{
+    Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage,
+};
+mod archive;
+
+pub use archive::{
+    export_archive, import_archive, ImportedImage, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
+};
+mod commit_image;
+
+pub use commit_image::{commit_image, ImageChanges};
+pub use snapshot::image_chain_id;

@@ -3,7 +3,7 @@
 //! (planted by an earlier entry of the same layer) can lead outside of it.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -169,11 +169,6 @@ pub(crate) fn list_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 pub(crate) fn xattr_allowed(key: &str) -> bool {
     (key.starts_with("user.") || key.starts_with("trusted.") || key == "security.capability")
         && !key.starts_with("trusted.overlay.")
-}
-
-/// A borrowed fd for nix calls.
-pub(crate) fn fd(f: &OwnedFd) -> std::os::fd::BorrowedFd<'_> {
-    f.as_fd()
 }
 
 #[cfg(test)]
