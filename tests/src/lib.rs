@@ -17,3 +17,4 @@ pub use bundle::SpecBuilder;
 pub use guard::ContainerGuard;
 pub use output::Capture;
 pub use reaper::{wait_exit, Exit};
+pub mod images;

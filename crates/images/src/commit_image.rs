@@ -44,8 +44,9 @@ pub fn commit_image(
         .and_then(Value::as_str)
         .ok_or_else(|| bad("base manifest has no config"))
         .and_then(Digest::parse)?;
-    let mut config: Value = serde_json::from_slice(&store.read_blob(&config_digest, MAX_JSON_SIZE)?)
-        .map_err(|e| bad(e.to_string()))?;
+    let mut config: Value =
+        serde_json::from_slice(&store.read_blob(&config_digest, MAX_JSON_SIZE)?)
+            .map_err(|e| bad(e.to_string()))?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
 
     let diff_ids = config
@@ -53,10 +54,14 @@ pub fn commit_image(
         .and_then(Value::as_array_mut)
         .ok_or_else(|| bad("base config has no rootfs.diff_ids"))?;
     if diff_ids.len() >= MAX_LAYERS {
-        return Err(bad(format!("the image would have more than {MAX_LAYERS} layers")));
+        return Err(bad(format!(
+            "the image would have more than {MAX_LAYERS} layers"
+        )));
     }
     diff_ids.push(json!(layer.diff_id.as_str()));
-    let obj = config.as_object_mut().ok_or_else(|| bad("base config is not an object"))?;
+    let obj = config
+        .as_object_mut()
+        .ok_or_else(|| bad("base config is not an object"))?;
     obj.insert("created".into(), json!(now));
     let mut entry = json!({ "created": now, "created_by": "berth commit" });
     if let Some(c) = changes {

@@ -17,9 +17,7 @@ pub use reference::{normalize, Reference, DEFAULT_REGISTRY};
 mod snapshot;
 
 pub use manifest::Platform;
-pub use snapshot::{
-    Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage,
-};
+pub use snapshot::{Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage};
 mod archive;
 
 pub use archive::{

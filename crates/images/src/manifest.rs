@@ -55,7 +55,10 @@ impl Platform {
                 architecture: arch.to_string(),
                 variant: parts.get(2).map(|v| v.to_string()),
             }),
-            _ => Err(ImageError::invalid("platform", format!("{s:?} is not os/arch[/variant]"))),
+            _ => Err(ImageError::invalid(
+                "platform",
+                format!("{s:?} is not os/arch[/variant]"),
+            )),
         }
     }
 
@@ -110,7 +113,11 @@ pub(crate) fn children(store: &ContentStore, digest: &Digest) -> Result<Vec<Dige
     {
         use std::io::Read;
         let mut f = store.open_blob(digest)?;
-        if f.read(&mut first).map_err(|e| ImageError::io("read blob", e))? == 0 || first[0] != b'{' {
+        if f.read(&mut first)
+            .map_err(|e| ImageError::io("read blob", e))?
+            == 0
+            || first[0] != b'{'
+        {
             return Ok(Vec::new());
         }
     }
@@ -133,8 +140,13 @@ pub(crate) fn children(store: &ContentStore, digest: &Digest) -> Result<Vec<Dige
     Ok(out)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, digest: &Digest, data: &[u8]) -> Result<T, ImageError> {
-    serde_json::from_slice(data).map_err(|e| ImageError::invalid(format!("{what} {digest}"), e.to_string()))
+fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    digest: &Digest,
+    data: &[u8],
+) -> Result<T, ImageError> {
+    serde_json::from_slice(data)
+        .map_err(|e| ImageError::invalid(format!("{what} {digest}"), e.to_string()))
 }
 
 /// Reads and parses a manifest, checking its layer count and digests.
@@ -145,7 +157,10 @@ pub fn load_manifest(store: &ContentStore, digest: &Digest) -> Result<ImageManif
 
 pub(crate) fn parse_manifest(digest: &Digest, data: &[u8]) -> Result<ImageManifest, ImageError> {
     if is_index(data) {
-        return Err(ImageError::invalid(format!("manifest {digest}"), "is an index"));
+        return Err(ImageError::invalid(
+            format!("manifest {digest}"),
+            "is an index",
+        ));
     }
     let m: ImageManifest = parse("manifest", digest, data)?;
     if m.layers().len() > MAX_LAYERS {
@@ -166,13 +181,19 @@ pub fn load_index(store: &ContentStore, digest: &Digest) -> Result<ImageIndex, I
     let data = store.read_blob(digest, MAX_JSON_SIZE)?;
     let index: ImageIndex = parse("index", digest, &data)?;
     if index.manifests().len() > MAX_INDEX_ENTRIES {
-        return Err(ImageError::invalid(format!("index {digest}"), "too many manifests"));
+        return Err(ImageError::invalid(
+            format!("index {digest}"),
+            "too many manifests",
+        ));
     }
     Ok(index)
 }
 
 /// Reads and parses an image config.
-pub fn load_config(store: &ContentStore, digest: &Digest) -> Result<ImageConfiguration, ImageError> {
+pub fn load_config(
+    store: &ContentStore,
+    digest: &Digest,
+) -> Result<ImageConfiguration, ImageError> {
     let data = store.read_blob(digest, MAX_JSON_SIZE)?;
     parse("config", digest, &data)
 }
@@ -196,10 +217,7 @@ pub(crate) fn select_platform(
         .ok_or_else(|| {
             ImageError::invalid(
                 what.to_string(),
-                format!(
-                    "no manifest for {}/{}",
-                    platform.os, platform.architecture
-                ),
+                format!("no manifest for {}/{}", platform.os, platform.architecture),
             )
         })
 }
@@ -220,7 +238,10 @@ pub fn resolve_manifest(
         let desc = select_platform(&index, platform, &format!("index {digest}"))?;
         digest = Digest::from_oci(desc.digest())?;
     }
-    Err(ImageError::invalid(format!("index {digest}"), "nested too deeply"))
+    Err(ImageError::invalid(
+        format!("index {digest}"),
+        "nested too deeply",
+    ))
 }
 
 /// Checks that a manifest's config and layers are all present with their declared sizes.
@@ -232,7 +253,10 @@ pub fn check_complete(store: &ContentStore, manifest: &ImageManifest) -> Result<
             Some(size) => {
                 return Err(ImageError::Mismatch {
                     expected: digest.to_string(),
-                    detail: format!("stored blob has {size} bytes, the manifest says {}", d.size()),
+                    detail: format!(
+                        "stored blob has {size} bytes, the manifest says {}",
+                        d.size()
+                    ),
                 })
             }
             None => return Err(ImageError::NotFound(digest.to_string())),

@@ -44,16 +44,19 @@ fn lookup(
         }
         return Ok(info);
     }
-    contents
-        .file(Path::new(&path))
-        .cloned()
-        .ok_or_else(|| bad(format!("manifest.json names {raw}, which is not in the archive")))
+    contents.file(Path::new(&path)).cloned().ok_or_else(|| {
+        bad(format!(
+            "manifest.json names {raw}, which is not in the archive"
+        ))
+    })
 }
 
 fn layer_media_type(store: &ContentStore, digest: &Digest) -> Result<&'static str, ImageError> {
     let mut head = [0u8; 2];
     let mut f = store.open_blob(digest)?;
-    let n = f.read(&mut head).map_err(|e| ImageError::io("read layer", e))?;
+    let n = f
+        .read(&mut head)
+        .map_err(|e| ImageError::io("read layer", e))?;
     Ok(if n == 2 && head == [0x1f, 0x8b] {
         OCI_LAYER_GZIP
     } else {

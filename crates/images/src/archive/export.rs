@@ -15,7 +15,11 @@ use crate::{normalize, Digest, ImageError};
 fn media_type(data: &[u8]) -> &'static str {
     let declared = serde_json::from_slice::<serde_json::Value>(data)
         .ok()
-        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string));
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        });
     match declared.as_deref() {
         Some(DOCKER_MANIFEST) => DOCKER_MANIFEST,
         Some(DOCKER_LIST) => DOCKER_LIST,
@@ -62,7 +66,8 @@ pub fn export_archive(
         "mediaType": OCI_INDEX,
         "manifests": index_entries,
     });
-    let index = serde_json::to_vec(&index).map_err(|e| ImageError::invalid("index.json", e.to_string()))?;
+    let index =
+        serde_json::to_vec(&index).map_err(|e| ImageError::invalid("index.json", e.to_string()))?;
     let io = |e: std::io::Error| ImageError::io("write archive", e);
     let mut b = tar::Builder::new(writer);
     let add = |b: &mut tar::Builder<_>, path: &str, size: u64, data: &mut dyn std::io::Read| {

@@ -61,10 +61,14 @@ impl Contents {
 }
 
 /// Imports every image of an OCI layout or `docker save` archive (optionally gzipped).
-pub fn import_archive(store: &ContentStore, reader: impl Read) -> Result<Vec<ImportedImage>, ImageError> {
+pub fn import_archive(
+    store: &ContentStore,
+    reader: impl Read,
+) -> Result<Vec<ImportedImage>, ImageError> {
     let mut contents = Contents::default();
     let lease = store.lease(&[]);
-    let result = read_archive(store, reader, &mut contents).and_then(|()| resolve(store, &mut contents));
+    let result =
+        read_archive(store, reader, &mut contents).and_then(|()| resolve(store, &mut contents));
     if result.is_err() {
         for d in &contents.created {
             let _ = store.delete(d);
@@ -78,7 +82,11 @@ fn bad(reason: impl Into<String>) -> ImageError {
     ImageError::invalid("image archive", reason)
 }
 
-fn read_archive(store: &ContentStore, reader: impl Read, contents: &mut Contents) -> Result<(), ImageError> {
+fn read_archive(
+    store: &ContentStore,
+    reader: impl Read,
+    contents: &mut Contents,
+) -> Result<(), ImageError> {
     let mut archive = tar::Archive::new(decompress(reader)?);
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
     for (n, entry) in entries.enumerate() {
@@ -99,8 +107,12 @@ fn read_archive(store: &ContentStore, reader: impl Read, contents: &mut Contents
                 let joined = path.parent().unwrap_or(Path::new("")).join(Path::new(
                     std::str::from_utf8(&target).map_err(|_| bad("non-UTF-8 symlink"))?,
                 ));
-                let resolved = normalize_lexically(&joined)
-                    .ok_or_else(|| ImageError::unsafe_entry(path.display().to_string(), "symlink escapes the archive"))?;
+                let resolved = normalize_lexically(&joined).ok_or_else(|| {
+                    ImageError::unsafe_entry(
+                        path.display().to_string(),
+                        "symlink escapes the archive",
+                    )
+                })?;
                 contents.links.insert(path, resolved);
                 continue;
             }
@@ -122,20 +134,30 @@ fn read_archive(store: &ContentStore, reader: impl Read, contents: &mut Contents
             .transpose()
             .map_err(|_| bad(format!("{shown} is not named by a sha256 digest")))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if blob_digest.is_none() && (name.ends_with(".json") || name == "repositories" || name == "oci-layout") {
+        if blob_digest.is_none()
+            && (name.ends_with(".json") || name == "repositories" || name == "oci-layout")
+        {
             if size > MAX_JSON_SIZE {
                 return Err(bad(format!("{shown} is larger than {MAX_JSON_SIZE} bytes")));
             }
             let mut data = Vec::with_capacity(size as usize);
-            (&mut entry).take(MAX_JSON_SIZE).read_to_end(&mut data)
+            (&mut entry)
+                .take(MAX_JSON_SIZE)
+                .read_to_end(&mut data)
                 .map_err(|e| bad(format!("{shown}: {e}")))?;
             contents.json.insert(path, data);
             continue;
         }
-        let existed = blob_digest.as_ref().is_some_and(|d| store.size(d) == Some(size));
+        let existed = blob_digest
+            .as_ref()
+            .is_some_and(|d| store.size(d) == Some(size));
         let info = if existed {
-            std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| bad(format!("{shown}: {e}")))?;
-            BlobInfo { digest: blob_digest.clone().unwrap_or_else(|| unreachable!()), size }
+            std::io::copy(&mut entry, &mut std::io::sink())
+                .map_err(|e| bad(format!("{shown}: {e}")))?;
+            BlobInfo {
+                digest: blob_digest.clone().unwrap_or_else(|| unreachable!()),
+                size,
+            }
         } else {
             let info = store
                 .ingest(&mut entry, blob_digest.as_ref().map(|d| (d, size)))
@@ -172,7 +194,10 @@ fn normalize_lexically(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-fn resolve(store: &ContentStore, contents: &mut Contents) -> Result<Vec<ImportedImage>, ImageError> {
+fn resolve(
+    store: &ContentStore,
+    contents: &mut Contents,
+) -> Result<Vec<ImportedImage>, ImageError> {
     if let Some(data) = contents.json.get(Path::new("index.json")) {
         return resolve_oci(store, data);
     }
@@ -186,7 +211,8 @@ fn resolve(store: &ContentStore, contents: &mut Contents) -> Result<Vec<Imported
 }
 
 fn resolve_oci(store: &ContentStore, data: &[u8]) -> Result<Vec<ImportedImage>, ImageError> {
-    let index: ImageIndex = serde_json::from_slice(data).map_err(|e| bad(format!("index.json: {e}")))?;
+    let index: ImageIndex =
+        serde_json::from_slice(data).map_err(|e| bad(format!("index.json: {e}")))?;
     if index.manifests().len() > manifest::MAX_INDEX_ENTRIES {
         return Err(bad("index.json lists too many manifests"));
     }
@@ -207,10 +233,18 @@ fn resolve_oci(store: &ContentStore, data: &[u8]) -> Result<Vec<ImportedImage>, 
         let annotations = desc.annotations().clone().unwrap_or_default();
         let name = annotations
             .get(ANNOTATION_IMAGE_NAME)
-            .or_else(|| annotations.get(ANNOTATION_REF_NAME).filter(|r| r.contains('/')))
+            .or_else(|| {
+                annotations
+                    .get(ANNOTATION_REF_NAME)
+                    .filter(|r| r.contains('/'))
+            })
             .map(|n| normalize(n).map(|r| r.to_string()))
             .transpose()?;
-        out.push(ImportedImage { name, manifest: digest, config });
+        out.push(ImportedImage {
+            name,
+            manifest: digest,
+            config,
+        });
     }
     Ok(out)
 }
@@ -232,7 +266,10 @@ pub(crate) fn check_image(store: &ContentStore, digest: &Digest) -> Result<Diges
     let mut last = ImageError::invalid(format!("index {digest}"), "no complete manifest");
     for child in index.manifests() {
         let child = Digest::from_oci(child.digest())?;
-        match store.read_blob(&child, MAX_JSON_SIZE).and_then(|d| manifest::parse_manifest(&child, &d)) {
+        match store
+            .read_blob(&child, MAX_JSON_SIZE)
+            .and_then(|d| manifest::parse_manifest(&child, &d))
+        {
             Ok(m) => match manifest::check_complete(store, &m) {
                 Ok(()) => return Digest::from_oci(m.config().digest()),
                 Err(e) => last = e,

@@ -6,4 +6,3 @@ mod import;
 
 pub use export::export_archive;
 pub use import::{import_archive, ImportedImage, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
-

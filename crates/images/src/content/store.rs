@@ -401,7 +401,11 @@ mod tests {
         let digest = Digest::of(&data);
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| store.ingest(&data[..], Some((&digest, data.len() as u64))).unwrap());
+                s.spawn(|| {
+                    store
+                        .ingest(&data[..], Some((&digest, data.len() as u64)))
+                        .unwrap()
+                });
             }
         });
         assert_eq!(store.list().unwrap().len(), 1);

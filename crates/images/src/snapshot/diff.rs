@@ -37,10 +37,17 @@ impl Snapshotter {
 fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
     // A lower path that is whited out or hidden by an opaque dir above is still reported as
     // existing: good enough for a change listing.
-    lowers.iter().any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+    lowers
+        .iter()
+        .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
 }
 
-fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> std::io::Result<()> {
+fn walk(
+    upper: &Path,
+    rel: &Path,
+    lowers: &[PathBuf],
+    out: &mut Vec<Change>,
+) -> std::io::Result<()> {
     for entry in fs::read_dir(upper.join(rel))? {
         let entry = entry?;
         let rel_path = rel.join(entry.file_name());
@@ -48,11 +55,18 @@ fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> 
         let meta = fs::symlink_metadata(&full)?;
         let shown = format!("/{}", rel_path.display());
         if is_whiteout(&meta) {
-            out.push(Change { kind: ChangeKind::Deleted, path: shown });
+            out.push(Change {
+                kind: ChangeKind::Deleted,
+                path: shown,
+            });
             continue;
         }
         let existed = in_lowers(lowers, &rel_path);
-        let kind = if existed { ChangeKind::Modified } else { ChangeKind::Added };
+        let kind = if existed {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
         out.push(Change { kind, path: shown });
         if meta.is_dir() {
             if existed && is_opaque(&full) {

@@ -36,8 +36,9 @@ pub(crate) struct Index {
 impl Index {
     pub(crate) fn load(path: &Path) -> Result<Index, ImageError> {
         match fs::read(path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map_err(|e| ImageError::invalid(format!("snapshot index {}", path.display()), e.to_string())),
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+                ImageError::invalid(format!("snapshot index {}", path.display()), e.to_string())
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index {
                 next_id: 1,
                 ..Index::default()

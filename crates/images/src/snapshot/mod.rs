@@ -83,7 +83,8 @@ impl Snapshotter {
 
     /// Whether a chain ID is committed.
     pub fn is_committed(&self, chain_id: &str) -> bool {
-        self.lock().is_ok_and(|i| i.committed.contains_key(chain_id))
+        self.lock()
+            .is_ok_and(|i| i.committed.contains_key(chain_id))
     }
 
     /// The committed chain IDs.

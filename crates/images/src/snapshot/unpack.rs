@@ -29,7 +29,16 @@ pub fn image_chain(
     store: &ContentStore,
     manifest_digest: &Digest,
     platform: &Platform,
-) -> Result<(Digest, oci_spec::image::ImageManifest, Digest, ImageConfiguration, Vec<Digest>), ImageError> {
+) -> Result<
+    (
+        Digest,
+        oci_spec::image::ImageManifest,
+        Digest,
+        ImageConfiguration,
+        Vec<Digest>,
+    ),
+    ImageError,
+> {
     let (digest, m) = manifest::resolve_manifest(store, manifest_digest, platform)?;
     manifest::check_complete(store, &m)?;
     let config_digest = Digest::from_oci(m.config().digest())?;
@@ -58,7 +67,11 @@ impl Snapshotter {
     /// Unpacks the image `manifest_digest` (a manifest, or an index resolved for linux/amd64)
     /// from `store`: each layer not yet committed is applied to a new snapshot, its diff ID
     /// checked, and committed under its chain ID. A failed layer leaves nothing behind.
-    pub fn unpack(&self, store: &ContentStore, manifest_digest: &Digest) -> Result<UnpackedImage, ImageError> {
+    pub fn unpack(
+        &self,
+        store: &ContentStore,
+        manifest_digest: &Digest,
+    ) -> Result<UnpackedImage, ImageError> {
         self.unpack_for(store, manifest_digest, &Platform::default())
     }
 
@@ -69,7 +82,8 @@ impl Snapshotter {
         manifest_digest: &Digest,
         platform: &Platform,
     ) -> Result<UnpackedImage, ImageError> {
-        let (digest, m, config_digest, config, chain) = image_chain(store, manifest_digest, platform)?;
+        let (digest, m, config_digest, config, chain) =
+            image_chain(store, manifest_digest, platform)?;
         let diff_ids = config.rootfs().diff_ids();
         for (i, layer) in m.layers().iter().enumerate() {
             let chain_id = chain[i].to_string();
@@ -86,7 +100,8 @@ impl Snapshotter {
             let dir = self.dir(id);
             let result = (|| {
                 let fs_dir = dir.join("fs");
-                fs::create_dir_all(&fs_dir).map_err(|e| ImageError::io_path("create", &fs_dir, e))?;
+                fs::create_dir_all(&fs_dir)
+                    .map_err(|e| ImageError::io_path("create", &fs_dir, e))?;
                 let blob = store.open_blob(&Digest::from_oci(layer.digest())?)?;
                 let applied = apply_layer(blob, &fs_dir)?;
                 if applied.diff_id.as_str() != diff_ids[i] {
@@ -127,7 +142,10 @@ impl Snapshotter {
 
 /// The chain ID an image unpacks to (its top layer's), without unpacking: what the daemon
 /// passes to [`Snapshotter::gc`] for the images it keeps.
-pub fn image_chain_id(store: &ContentStore, manifest_digest: &Digest) -> Result<String, ImageError> {
+pub fn image_chain_id(
+    store: &ContentStore,
+    manifest_digest: &Digest,
+) -> Result<String, ImageError> {
     let (.., chain) = image_chain(store, manifest_digest, &Platform::default())?;
     Ok(chain[chain.len() - 1].to_string())
 }

@@ -41,7 +41,10 @@ pub(crate) fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + '
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(ImageError::invalid("layer", "zstd layers are not supported"))
+        Err(ImageError::invalid(
+            "layer",
+            "zstd layers are not supported",
+        ))
     } else {
         Ok(Box::new(reader))
     }
@@ -78,7 +81,8 @@ pub(crate) fn apply_layer(blob: impl Read, dest: &Path) -> Result<Applied, Image
         let t = TimeSpec::new(*mtime, 0);
         if let Ok(parent) = open_dir(&root, path.parent().unwrap_or(Path::new(""))) {
             let name = path.file_name().unwrap_or(OsStr::new("."));
-            let _ = nix::sys::stat::utimensat(&parent, name, &t, &t, UtimensatFlags::NoFollowSymlink);
+            let _ =
+                nix::sys::stat::utimensat(&parent, name, &t, &t, UtimensatFlags::NoFollowSymlink);
         }
     }
     Ok(Applied { diff_id })
@@ -117,7 +121,8 @@ fn apply_entry<R: Read>(
         let parent = mkdir_all(root, &parent_rel)?;
         let hidden = OsStr::from_bytes(hidden);
         remove_any(&parent, hidden)?;
-        make_whiteout(&parent, hidden).map_err(|e| ImageError::sys(format!("whiteout {shown}"), e))?;
+        make_whiteout(&parent, hidden)
+            .map_err(|e| ImageError::sys(format!("whiteout {shown}"), e))?;
         return Ok(None);
     }
 
@@ -149,12 +154,17 @@ fn apply_entry<R: Read>(
             let fd = nix::fcntl::openat(
                 &parent,
                 name.as_os_str(),
-                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
             .map_err(|e| sys("create", e))?;
             let mut file = std::fs::File::from(fd);
-            std::io::copy(entry, &mut file).map_err(|e| ImageError::invalid(format!("layer entry {shown}"), e.to_string()))?;
+            std::io::copy(entry, &mut file)
+                .map_err(|e| ImageError::invalid(format!("layer entry {shown}"), e.to_string()))?;
         }
         EntryType::Symlink => {
             let target = entry
@@ -183,7 +193,9 @@ fn apply_entry<R: Read>(
             remove_any(&parent, &name)?;
             nix::unistd::linkat(&tparent, tname, &parent, name.as_os_str(), AtFlags::empty())
                 .map_err(|e| match e {
-                    Errno::ENOENT => ImageError::unsafe_entry(&shown, "hardlink target is not in this layer"),
+                    Errno::ENOENT => {
+                        ImageError::unsafe_entry(&shown, "hardlink target is not in this layer")
+                    }
                     e => sys("link", e),
                 })?;
             // A hardlink shares its target's inode and metadata.
@@ -202,13 +214,28 @@ fn apply_entry<R: Read>(
                 make_whiteout(&parent, &name).map_err(|e| sys("whiteout", e))?;
                 return Ok(None);
             }
-            return Err(ImageError::unsafe_entry(shown, "device nodes are not allowed in layers"));
+            return Err(ImageError::unsafe_entry(
+                shown,
+                "device nodes are not allowed in layers",
+            ));
         }
         other => {
-            return Err(ImageError::unsafe_entry(shown, format!("unsupported entry type {other:?}")));
+            return Err(ImageError::unsafe_entry(
+                shown,
+                format!("unsupported entry type {other:?}"),
+            ));
         }
     }
-    finish_metadata(&parent, &name, uid, gid, Some(mode), &xattrs, Some(mtime), &shown)?;
+    finish_metadata(
+        &parent,
+        &name,
+        uid,
+        gid,
+        Some(mode),
+        &xattrs,
+        Some(mtime),
+        &shown,
+    )?;
     Ok(None)
 }
 
@@ -217,11 +244,20 @@ fn bad(shown: &str, e: std::io::Error) -> ImageError {
 }
 
 fn make_whiteout(dir: &OwnedFd, name: &OsStr) -> nix::Result<()> {
-    nix::sys::stat::mknodat(dir, name, SFlag::S_IFCHR, Mode::empty(), libc::makedev(0, 0))
+    nix::sys::stat::mknodat(
+        dir,
+        name,
+        SFlag::S_IFCHR,
+        Mode::empty(),
+        libc::makedev(0, 0),
+    )
 }
 
 /// The entry's xattrs from its PAX header (`SCHILY.xattr.*`), filtered.
-fn read_xattrs<R: Read>(entry: &mut tar::Entry<R>, shown: &str) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
+fn read_xattrs<R: Read>(
+    entry: &mut tar::Entry<R>,
+    shown: &str,
+) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
     let mut out = Vec::new();
     if let Some(exts) = entry.pax_extensions().map_err(|e| bad(shown, e))? {
         for ext in exts {

@@ -21,7 +21,10 @@ pub(crate) fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, ImageError> {
         return Err(ImageError::unsafe_entry(shown, "absolute path"));
     }
     if raw.len() > 4096 {
-        return Err(ImageError::unsafe_entry(shown, "path longer than 4096 bytes"));
+        return Err(ImageError::unsafe_entry(
+            shown,
+            "path longer than 4096 bytes",
+        ));
     }
     let mut out = PathBuf::new();
     for c in Path::new(OsStr::from_bytes(raw)).components() {
@@ -86,8 +89,12 @@ pub(crate) fn mkdir_all(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, ImageErro
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(entry_err(rel, "create parent directory", e)),
         }
-        dir = openat2(&dir, c.as_os_str(), resolve_how(OFlag::O_PATH | OFlag::O_DIRECTORY))
-            .map_err(|e| entry_err(rel, "open parent directory", e))?;
+        dir = openat2(
+            &dir,
+            c.as_os_str(),
+            resolve_how(OFlag::O_PATH | OFlag::O_DIRECTORY),
+        )
+        .map_err(|e| entry_err(rel, "open parent directory", e))?;
     }
     Ok(dir)
 }
@@ -121,7 +128,8 @@ pub(crate) fn proc_path(dir: &impl AsRawFd, name: &OsStr) -> PathBuf {
 
 /// Sets an extended attribute on `name` in `dir` without following a symlink.
 pub(crate) fn set_xattr(dir: &OwnedFd, name: &OsStr, key: &str, value: &[u8]) -> nix::Result<()> {
-    let path = CString::new(proc_path(dir, name).as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let path =
+        CString::new(proc_path(dir, name).as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let key = CString::new(key).map_err(|_| Errno::EINVAL)?;
     // SAFETY: NUL-terminated path and key and a value buffer that outlive the call.
     let ret = unsafe {
@@ -150,11 +158,18 @@ pub(crate) fn list_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     names.truncate(n as usize);
     let mut out = Vec::new();
     for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
-        let Ok(ckey) = CString::new(key) else { continue };
+        let Ok(ckey) = CString::new(key) else {
+            continue;
+        };
         let mut value = vec![0u8; 65536];
         // SAFETY: NUL-terminated path and key, a buffer of the given length.
         let len = unsafe {
-            libc::lgetxattr(cpath.as_ptr(), ckey.as_ptr(), value.as_mut_ptr().cast(), value.len())
+            libc::lgetxattr(
+                cpath.as_ptr(),
+                ckey.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
         };
         if len < 0 {
             continue;
