@@ -110,6 +110,13 @@ pub fn normalize(s: &str) -> Result<Reference, ImageError> {
     {
         return Err(bad("bad registry host"));
     }
+    if let Some((_, port)) = registry.rsplit_once(':') {
+        if !registry.ends_with(']')
+            && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(bad("bad registry port"));
+        }
+    }
     let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
         format!("library/{repository}")
     } else {
