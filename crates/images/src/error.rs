@@ -32,8 +32,8 @@ pub enum ImageError {
     /// A JSON document or archive is malformed, too large or refers to something missing.
     #[error("invalid {what}: {reason}")]
     Invalid { what: String, reason: String },
-    /// A layer tar entry would escape the snapshot or is not allowed.
-    #[error("rejected layer entry {path:?}: {reason}")]
+    /// An archive or layer tar entry would escape its destination or is not allowed.
+    #[error("rejected entry {path:?}: {reason}")]
     UnsafeEntry { path: String, reason: String },
     /// A snapshot does not exist or is in the wrong state.
     #[error("snapshot {0}")]
