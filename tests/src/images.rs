@@ -337,9 +337,19 @@ pub fn docker_archive(img: &TestImage, tags: &[&str]) -> Vec<u8> {
     tar_of(&files)
 }
 
-/// The busybox test image: three layers with a whiteout, an opaque dir, a setuid file,
-/// a hardlink, symlinks and xattrs.
+/// The busybox test image: three layers (the last one uncompressed) with a whiteout, an
+/// opaque dir, a setuid file, a hardlink, symlinks and xattrs.
 pub fn busybox_image() -> TestImage {
+    busybox_image_with(false)
+}
+
+/// [`busybox_image`] with every layer gzipped (registry clients such as skopeo compress plain
+/// layers when pushing, which would change the manifest).
+pub fn busybox_image_gzip() -> TestImage {
+    busybox_image_with(true)
+}
+
+fn busybox_image_with(all_gzip: bool) -> TestImage {
     let busybox = std::fs::read(crate::rootfs::BUSYBOX).expect("read /bin/busybox");
     let base = vec![
         Entry::dir("bin/"),
@@ -371,7 +381,11 @@ pub fn busybox_image() -> TestImage {
     TestImage::new(vec![
         Layer::gzip(&base),
         Layer::gzip(&second),
-        Layer::plain(&third),
+        if all_gzip {
+            Layer::gzip(&third)
+        } else {
+            Layer::plain(&third)
+        },
     ])
 }
 

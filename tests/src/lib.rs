@@ -18,3 +18,4 @@ pub use guard::ContainerGuard;
 pub use output::Capture;
 pub use reaper::{wait_exit, Exit};
 pub mod images;
+pub mod images_registry;

@@ -27,3 +27,8 @@ mod commit_image;
 
 pub use commit_image::{commit_image, ImageChanges};
 pub use snapshot::image_chain_id;
+mod registry;
+
+pub use registry::{
+    pull, BlobKind, Credentials, HostConfig, Progress, PullStatus, PulledImage, RegistryConfig,
+};

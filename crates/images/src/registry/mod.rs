@@ -1,0 +1,8 @@
+//! Pulling from registries (OCI distribution protocol).
+
+mod client;
+mod config;
+mod pull;
+
+pub use config::{Credentials, HostConfig, RegistryConfig};
+pub use pull::{pull, BlobKind, Progress, PullStatus, PulledImage};

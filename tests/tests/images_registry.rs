@@ -1,0 +1,212 @@
+//! Pulls from a real registry (Debian's docker-registry on loopback, plain HTTP): by tag and
+//! digest, through a mirror entry, from a multi-platform index, with progress events; the
+//! pulled image unpacks.
+
+use std::collections::HashMap;
+
+use berth_images::{
+    normalize, pull, BlobKind, ContentStore, HostConfig, Progress, PullStatus, RegistryConfig,
+    Snapshotter,
+};
+use berth_tests::images::{self, busybox_image_gzip, Entry, Layer, TestImage};
+use berth_tests::images_registry::Registry;
+use serde_json::json;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn pull_by_tag_digest_and_mirror() {
+    let registry = Registry::start();
+    let img = busybox_image_gzip();
+    let layout = images::scratch("layout");
+    images::write_dir(
+        layout.path(),
+        &images::layout_files(&[(&img, Some("test"))]),
+    );
+    registry.push(layout.path(), "test", "busybox:test", false);
+
+    let dir = images::scratch("pull");
+    let store = ContentStore::open(&dir.path().join("content")).unwrap();
+    let cfg = RegistryConfig::default();
+    let reference = normalize(&format!("{}/busybox:test", registry.addr)).unwrap();
+    let mut events: Vec<Progress> = Vec::new();
+    let pulled = rt()
+        .block_on(pull(&store, &reference, &cfg, |p| events.push(p)))
+        .unwrap();
+    assert_eq!(pulled.name, format!("{}/busybox:test", registry.addr));
+    assert_eq!(pulled.manifest.as_str(), img.manifest_digest());
+    assert_eq!(pulled.config.as_str(), images::sha256(&img.config));
+    for (digest, _) in img.blobs() {
+        assert!(store.exists(&digest.parse().unwrap()), "{digest}");
+    }
+    let done_layers = events
+        .iter()
+        .filter(|e| e.kind == BlobKind::Layer && e.status == PullStatus::Done)
+        .count();
+    assert_eq!(done_layers, 3, "{events:?}");
+    let busybox_layer = &img.layers[0];
+    assert!(events.iter().any(|e| e.kind == BlobKind::Layer
+        && e.status == PullStatus::Downloading
+        && e.total == busybox_layer.blob.len() as u64
+        && e.done > 0
+        && e.done < e.total));
+
+    // It unpacks.
+    let snaps = Snapshotter::open(&dir.path().join("snapshots")).unwrap();
+    let unpacked = snaps.unpack(&store, &pulled.manifest).unwrap();
+    assert_eq!(unpacked.config_digest, pulled.config);
+
+    // Again: nothing downloaded.
+    let mut events = Vec::new();
+    rt().block_on(pull(&store, &reference, &cfg, |p| events.push(p)))
+        .unwrap();
+    assert!(!events.iter().any(|e| e.status == PullStatus::Downloading));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.status == PullStatus::Exists)
+            .count(),
+        4
+    );
+
+    // By digest.
+    let by_digest = normalize(&format!(
+        "{}/busybox@{}",
+        registry.addr,
+        img.manifest_digest()
+    ))
+    .unwrap();
+    let again = rt()
+        .block_on(pull(&store, &by_digest, &cfg, |_| {}))
+        .unwrap();
+    assert_eq!(again.manifest, pulled.manifest);
+
+    // Through a mirror (a dead one first), into a fresh store; the upstream is not tried.
+    let dir2 = images::scratch("mirror");
+    let store2 = ContentStore::open(dir2.path()).unwrap();
+    let mut hosts = HashMap::new();
+    hosts.insert(
+        "mirror.test".to_string(),
+        HostConfig {
+            mirrors: vec![
+                "http://127.0.0.1:1".into(),
+                format!("http://{}", registry.addr),
+            ],
+            skip_upstream: true,
+            ..Default::default()
+        },
+    );
+    let mirror_cfg = RegistryConfig {
+        hosts,
+        ..Default::default()
+    };
+    let via_mirror = rt()
+        .block_on(pull(
+            &store2,
+            &normalize("mirror.test/busybox:test").unwrap(),
+            &mirror_cfg,
+            |_| {},
+        ))
+        .unwrap();
+    assert_eq!(via_mirror.manifest, pulled.manifest);
+    assert_eq!(via_mirror.name, "mirror.test/busybox:test");
+    assert_eq!(store2.list().unwrap().len(), 5);
+
+    // Unknown tags and hosts fail with the registry's answer; nothing is stored.
+    let dir3 = images::scratch("missing");
+    let store3 = ContentStore::open(dir3.path()).unwrap();
+    let err = rt()
+        .block_on(pull(
+            &store3,
+            &normalize(&format!("{}/busybox:nope", registry.addr)).unwrap(),
+            &cfg,
+            |_| {},
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    let err = rt()
+        .block_on(pull(
+            &store3,
+            &normalize("mirror.test/busybox:test").unwrap(),
+            &RegistryConfig {
+                hosts: HashMap::from([(
+                    "mirror.test".to_string(),
+                    HostConfig {
+                        mirrors: vec!["http://127.0.0.1:1".into()],
+                        skip_upstream: true,
+                        ..Default::default()
+                    },
+                )]),
+                ..Default::default()
+            },
+            |_| {},
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    assert!(store3.list().unwrap().is_empty());
+}
+
+#[test]
+fn pull_selects_the_platform_from_an_index() {
+    let registry = Registry::start();
+    let amd64 = busybox_image_gzip();
+    let arm64 = TestImage::new(vec![Layer::gzip(&[Entry::file("arch", b"arm64\n")])]);
+    let mut files = images::layout_files(&[(&amd64, None), (&arm64, None)]);
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64.manifest_digest(),
+              "size": arm64.manifest.len(), "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64.manifest_digest(),
+              "size": amd64.manifest.len(), "platform": { "os": "linux", "architecture": "amd64" } },
+        ],
+    });
+    let index = serde_json::to_vec(&index).unwrap();
+    let index_digest = images::sha256(&index);
+    files.retain(|(p, _)| p != "index.json");
+    files.push((
+        format!("blobs/sha256/{}", &index_digest[7..]),
+        index.clone(),
+    ));
+    let top = json!({ "schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": index.len(),
+        "annotations": { "org.opencontainers.image.ref.name": "multi" } }] });
+    files.push(("index.json".into(), serde_json::to_vec(&top).unwrap()));
+    let layout = images::scratch("layout");
+    images::write_dir(layout.path(), &files);
+    registry.push(layout.path(), "multi", "multi:1", true);
+
+    let reference = normalize(&format!("{}/multi:1", registry.addr)).unwrap();
+    let dir = images::scratch("platform");
+    let store = ContentStore::open(dir.path()).unwrap();
+    let pulled = rt()
+        .block_on(pull(&store, &reference, &RegistryConfig::default(), |_| {}))
+        .unwrap();
+    assert_eq!(pulled.manifest.as_str(), amd64.manifest_digest());
+    assert_eq!(pulled.index.as_ref().unwrap().as_str(), index_digest);
+    let cfg = RegistryConfig {
+        platform: Some("linux/arm64/v8".into()),
+        ..Default::default()
+    };
+    let pulled = rt()
+        .block_on(pull(&store, &reference, &cfg, |_| {}))
+        .unwrap();
+    assert_eq!(pulled.manifest.as_str(), arm64.manifest_digest());
+    let cfg = RegistryConfig {
+        platform: Some("linux/s390x".into()),
+        ..Default::default()
+    };
+    let err = rt()
+        .block_on(pull(&store, &reference, &cfg, |_| {}))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no manifest for linux/s390x"),
+        "{err}"
+    );
+}
