@@ -52,7 +52,7 @@ impl Digest {
 
     /// From an oci-spec digest (validated again: only sha256 is supported).
     pub fn from_oci(d: &oci_spec::image::Digest) -> Result<Digest, ImageError> {
-        Digest::parse(&d.to_string())
+        Digest::parse(d.as_ref())
     }
 }
 

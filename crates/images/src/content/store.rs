@@ -419,12 +419,12 @@ mod tests {
         let a = store.put(b"a").unwrap().digest;
         let b = store.put(b"b").unwrap().digest;
         let c = store.put(b"c").unwrap().digest;
-        let lease = store.lease(&[b.clone()]);
-        let report = store.gc(&[a.clone()]).unwrap();
+        let lease = store.lease(std::slice::from_ref(&b));
+        let report = store.gc(std::slice::from_ref(&a)).unwrap();
         assert_eq!(report.removed, vec![c.clone()]);
         assert!(store.exists(&a) && store.exists(&b) && !store.exists(&c));
         drop(lease);
-        store.gc(&[a.clone()]).unwrap();
+        store.gc(std::slice::from_ref(&a)).unwrap();
         assert!(!store.exists(&b));
     }
 }

@@ -112,6 +112,9 @@ impl RegistryConfig {
             Err(e) => return Err(ImageError::io_path("list", dir, e)),
         };
         for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let path = entry.path().join("hosts.json");
             if let Some(data) = read(&path)? {
                 let host: HostConfig =

@@ -12,9 +12,12 @@ mod diff;
 mod index;
 mod unpack;
 
+#[cfg(test)]
+mod tests;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 pub use commit::CommittedLayer;
 pub use diff::{Change, ChangeKind};
@@ -37,6 +40,9 @@ pub struct Mounts {
 pub struct Snapshotter {
     root: PathBuf,
     index: Mutex<Index>,
+    /// Unpack and prepare hold it shared, gc exclusively: gc never removes a chain that an
+    /// unpack is building on.
+    ops: RwLock<()>,
 }
 
 impl Snapshotter {
@@ -64,6 +70,7 @@ impl Snapshotter {
         Ok(Snapshotter {
             root: root.to_path_buf(),
             index: Mutex::new(index),
+            ops: RwLock::new(()),
         })
     }
 
@@ -71,6 +78,12 @@ impl Snapshotter {
         self.index
             .lock()
             .map_err(|_| ImageError::Snapshot("index lock poisoned".into()))
+    }
+
+    pub(crate) fn shared_op(&self) -> Result<std::sync::RwLockReadGuard<'_, ()>, ImageError> {
+        self.ops
+            .read()
+            .map_err(|_| ImageError::Snapshot("lock poisoned".into()))
     }
 
     fn save(&self, index: &Index) -> Result<(), ImageError> {
@@ -115,6 +128,7 @@ impl Snapshotter {
             return Err(ImageError::Snapshot("empty key".into()));
         }
         let parent = (!parent_chain_id.is_empty()).then(|| parent_chain_id.to_string());
+        let _op = self.shared_op()?;
         let mut index = self.lock()?;
         if index.active.contains_key(key) {
             return Err(ImageError::Snapshot(format!("{key} already exists")));
@@ -187,6 +201,10 @@ impl Snapshotter {
         referenced_chain_ids: &[String],
         referenced_keys: &[String],
     ) -> Result<Vec<String>, ImageError> {
+        let _op = self
+            .ops
+            .write()
+            .map_err(|_| ImageError::Snapshot("lock poisoned".into()))?;
         let mut index = self.lock()?;
         let mut removed = Vec::new();
         let mut dirs = Vec::new();

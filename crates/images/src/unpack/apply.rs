@@ -109,7 +109,7 @@ fn apply_entry<R: Read>(
 
     // Whiteouts.
     if name_bytes == OPAQUE_MARKER.as_bytes() {
-        let parent = mkdir_all(root, &parent_rel)?;
+        let parent = mkdir_all(root, &parent_rel).map_err(|e| in_entry(e, &shown))?;
         set_xattr(&parent, OsStr::new("."), "trusted.overlay.opaque", b"y")
             .map_err(|e| ImageError::sys(format!("mark {} opaque", parent_rel.display()), e))?;
         return Ok(None);
@@ -118,7 +118,7 @@ fn apply_entry<R: Read>(
         if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
             return Err(ImageError::unsafe_entry(shown, "bad whiteout name"));
         }
-        let parent = mkdir_all(root, &parent_rel)?;
+        let parent = mkdir_all(root, &parent_rel).map_err(|e| in_entry(e, &shown))?;
         let hidden = OsStr::from_bytes(hidden);
         remove_any(&parent, hidden)?;
         make_whiteout(&parent, hidden)
@@ -136,7 +136,7 @@ fn apply_entry<R: Read>(
         u32::try_from(gid).map_err(|_| ImageError::unsafe_entry(&shown, "gid out of range"))?,
     );
     let xattrs = read_xattrs(entry, &shown)?;
-    let parent = mkdir_all(root, &parent_rel)?;
+    let parent = mkdir_all(root, &parent_rel).map_err(|e| in_entry(e, &shown))?;
     let sys = |what: &str, e: Errno| ImageError::sys(format!("{what} {shown}"), e);
 
     match kind {
@@ -185,7 +185,8 @@ fn apply_entry<R: Read>(
             let target = clean_path(&target_raw)
                 .map_err(|_| ImageError::unsafe_entry(&shown, "hardlink target escapes the layer"))?
                 .ok_or_else(|| ImageError::unsafe_entry(&shown, "hardlink to the root"))?;
-            let tparent = open_dir(root, target.parent().unwrap_or(Path::new("")))?;
+            let tparent = open_dir(root, target.parent().unwrap_or(Path::new("")))
+                .map_err(|e| in_entry(e, &shown))?;
             let tname = target.file_name().unwrap_or(OsStr::new(""));
             if safe_fs::file_type(&tparent, tname) == Some(libc::S_IFDIR) {
                 return Err(ImageError::unsafe_entry(shown, "hardlink to a directory"));
@@ -237,6 +238,17 @@ fn apply_entry<R: Read>(
         &shown,
     )?;
     Ok(None)
+}
+
+/// Names the whole entry in an error about one of its parents.
+fn in_entry(e: ImageError, shown: &str) -> ImageError {
+    match e {
+        ImageError::UnsafeEntry { path, reason } => ImageError::UnsafeEntry {
+            path: shown.to_string(),
+            reason: format!("{reason} ({path})"),
+        },
+        e => e,
+    }
 }
 
 fn bad(shown: &str, e: std::io::Error) -> ImageError {
