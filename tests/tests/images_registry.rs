@@ -210,3 +210,61 @@ fn pull_selects_the_platform_from_an_index() {
         "{err}"
     );
 }
+
+#[test]
+fn pull_with_bearer_and_basic_auth() {
+    use berth_images::Credentials;
+    use berth_tests::images_registry::{AuthMode, AuthProxy, PROXY_USER};
+
+    let registry = Registry::start();
+    let img = busybox_image_gzip();
+    let layout = images::scratch("layout");
+    images::write_dir(
+        layout.path(),
+        &images::layout_files(&[(&img, Some("test"))]),
+    );
+    registry.push(layout.path(), "test", "busybox:test", false);
+
+    for mode in [AuthMode::Bearer, AuthMode::Basic] {
+        let proxy = AuthProxy::start(&registry.addr, mode);
+        let reference = normalize(&format!("{}/busybox:test", proxy.addr)).unwrap();
+        let dir = images::scratch("auth");
+        let store = ContentStore::open(dir.path()).unwrap();
+
+        // Without credentials: refused, nothing stored.
+        let err = rt()
+            .block_on(pull(&store, &reference, &RegistryConfig::default(), |_| {}))
+            .unwrap_err();
+        let text = err.to_string();
+        match mode {
+            AuthMode::Bearer => assert!(text.contains("token") && text.contains("401"), "{text}"),
+            AuthMode::Basic => assert!(text.contains("credentials required"), "{text}"),
+        }
+        assert!(store.list().unwrap().is_empty());
+
+        let cfg = RegistryConfig {
+            hosts: HashMap::from([(
+                proxy.addr.clone(),
+                HostConfig {
+                    auth: Some(Credentials {
+                        username: PROXY_USER.0.into(),
+                        password: PROXY_USER.1.into(),
+                    }),
+                    ..Default::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let pulled = rt()
+            .block_on(pull(&store, &reference, &cfg, |_| {}))
+            .unwrap();
+        assert_eq!(pulled.manifest.as_str(), img.manifest_digest(), "{mode:?}");
+        assert_eq!(store.list().unwrap().len(), 5);
+        let tokens = proxy.tokens.load(std::sync::atomic::Ordering::SeqCst);
+        match mode {
+            // One token per client (manifest endpoint, then each blob client reuses its own).
+            AuthMode::Bearer => assert!(tokens >= 1, "{tokens}"),
+            AuthMode::Basic => assert_eq!(tokens, 0),
+        }
+    }
+}
