@@ -126,6 +126,8 @@ pub enum AuthMode {
     Bearer,
     /// `WWW-Authenticate: Basic`.
     Basic,
+    /// No authentication, but the last byte of every blob is flipped.
+    Corrupt,
 }
 
 /// The credentials the proxy accepts.
@@ -206,8 +208,9 @@ fn serve(
             format!("Bearer realm=\"http://{me}/token\",service=\"berth-test\",scope=\"repository:busybox:pull\""),
         ),
         AuthMode::Basic => (PROXY_BASIC.to_string(), "Basic realm=\"berth-test\"".to_string()),
+        AuthMode::Corrupt => (String::new(), String::new()),
     };
-    if auth != Some(wanted.as_str()) {
+    if mode != AuthMode::Corrupt && auth != Some(wanted.as_str()) {
         respond(
             &mut s,
             "401 Unauthorized",
@@ -227,7 +230,17 @@ fn serve(
         }
     }
     forward.push_str("\r\n");
-    if up.write_all(forward.as_bytes()).is_ok() {
+    if up.write_all(forward.as_bytes()).is_err() {
+        return;
+    }
+    if mode == AuthMode::Corrupt && path.contains("/blobs/") {
+        let mut response = Vec::new();
+        let _ = up.read_to_end(&mut response);
+        if let Some(last) = response.last_mut() {
+            *last ^= 0xff;
+        }
+        let _ = s.write_all(&response);
+    } else {
         let _ = std::io::copy(&mut up, &mut s);
     }
 }

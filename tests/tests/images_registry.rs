@@ -239,6 +239,7 @@ fn pull_with_bearer_and_basic_auth() {
         match mode {
             AuthMode::Bearer => assert!(text.contains("token") && text.contains("401"), "{text}"),
             AuthMode::Basic => assert!(text.contains("credentials required"), "{text}"),
+            AuthMode::Corrupt => unreachable!(),
         }
         assert!(store.list().unwrap().is_empty());
 
@@ -265,6 +266,41 @@ fn pull_with_bearer_and_basic_auth() {
             // One token per client (manifest endpoint, then each blob client reuses its own).
             AuthMode::Bearer => assert!(tokens >= 1, "{tokens}"),
             AuthMode::Basic => assert_eq!(tokens, 0),
+            AuthMode::Corrupt => unreachable!(),
         }
     }
+}
+
+#[test]
+fn corrupt_blobs_from_a_registry_are_rejected() {
+    use berth_tests::images_registry::{AuthMode, AuthProxy};
+
+    let registry = Registry::start();
+    let img = busybox_image_gzip();
+    let layout = images::scratch("layout");
+    images::write_dir(
+        layout.path(),
+        &images::layout_files(&[(&img, Some("test"))]),
+    );
+    registry.push(layout.path(), "test", "busybox:test", false);
+    let proxy = AuthProxy::start(&registry.addr, AuthMode::Corrupt);
+    let dir = images::scratch("corrupt");
+    let store = ContentStore::open(dir.path()).unwrap();
+    let reference = normalize(&format!("{}/busybox:test", proxy.addr)).unwrap();
+    let err = rt()
+        .block_on(pull(&store, &reference, &RegistryConfig::default(), |_| {}))
+        .unwrap_err();
+    assert!(err.to_string().contains("content mismatch"), "{err}");
+    // No corrupt blob and no manifest were stored, no temp file left.
+    assert!(!store.exists(&img.manifest_digest().parse().unwrap()));
+    for blob in store.list().unwrap() {
+        let data = std::fs::read(store.blob_path(&blob.digest)).unwrap();
+        assert_eq!(images::sha256(&data), blob.digest.as_str());
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("ingest"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
