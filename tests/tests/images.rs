@@ -296,7 +296,7 @@ fn gc_removes_unreferenced_content_and_snapshots() {
     let stray = w.store.put(b"stray").unwrap().digest;
 
     // Only the busybox image and the "keep" container are referenced.
-    let report = w.store.gc(&[manifest.clone()]).unwrap();
+    let report = w.store.gc(std::slice::from_ref(&manifest)).unwrap();
     assert!(report.removed.contains(&stray));
     assert!(report.removed.contains(&other_manifest));
     assert_eq!(report.removed.len(), 4, "{report:?}");

@@ -265,6 +265,17 @@ pub fn check_complete(store: &ContentStore, manifest: &ImageManifest) -> Result<
     Ok(())
 }
 
+/// The bytes an image takes in the content store: manifest, config and layers (compressed).
+pub fn image_size(
+    store: &ContentStore,
+    digest: &Digest,
+    platform: &Platform,
+) -> Result<u64, ImageError> {
+    let (digest, m) = resolve_manifest(store, digest, platform)?;
+    let manifest_size = store.size(&digest).unwrap_or(0);
+    Ok(manifest_size + m.config().size() + m.layers().iter().map(|l| l.size()).sum::<u64>())
+}
+
 /// The identity of a stack of layers: `chain(1) = diff_id(1)`,
 /// `chain(n) = sha256(chain(n-1) + " " + diff_id(n))`.
 pub fn chain_ids(diff_ids: &[String]) -> Result<Vec<Digest>, ImageError> {
