@@ -318,3 +318,24 @@ fn hostile_archives_are_rejected_and_leave_nothing() {
         eprintln!("{}: rejected: {msg}", case.name);
     }
 }
+
+#[test]
+fn failed_import_keeps_blobs_that_were_already_stored() {
+    let dir = images::scratch("keep");
+    let store = ContentStore::open(dir.path()).unwrap();
+    let good = images::busybox_image();
+    let archive = tar_of(&layout_files(&[(&good, Some("localhost/good:1"))]));
+    import_archive(&store, &archive[..]).unwrap();
+    let before = store.list().unwrap();
+
+    // The same blobs (once under a blob name, once as a docker layer file) plus a bad one.
+    let mut files = layout_files(&[(&good, None)]);
+    files.push(("layer/layer.tar".into(), good.layers[0].blob.clone()));
+    files.push((
+        "blobs/sha256/".to_string() + &"0".repeat(64),
+        b"not zeros".to_vec(),
+    ));
+    let err = import_archive(&store, &tar_of(&files)[..]).unwrap_err();
+    assert!(err.to_string().contains("content mismatch"), "{err}");
+    assert_eq!(store.list().unwrap(), before);
+}

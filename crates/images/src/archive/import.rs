@@ -66,9 +66,13 @@ pub fn import_archive(
     reader: impl Read,
 ) -> Result<Vec<ImportedImage>, ImageError> {
     let mut contents = Contents::default();
-    let lease = store.lease(&[]);
-    let result =
-        read_archive(store, reader, &mut contents).and_then(|()| resolve(store, &mut contents));
+    // Blobs of this import are safe from a concurrent gc until it returns.
+    let mut lease = store.lease(&[]);
+    let result = read_archive(store, reader, &mut contents, &mut lease)
+        .and_then(|()| resolve(store, &mut contents));
+    for d in &contents.created {
+        lease.add(d);
+    }
     if result.is_err() {
         for d in &contents.created {
             let _ = store.delete(d);
@@ -86,6 +90,7 @@ fn read_archive(
     store: &ContentStore,
     reader: impl Read,
     contents: &mut Contents,
+    lease: &mut crate::Lease,
 ) -> Result<(), ImageError> {
     let mut archive = tar::Archive::new(decompress(reader)?);
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
@@ -148,6 +153,9 @@ fn read_archive(
             contents.json.insert(path, data);
             continue;
         }
+        if let Some(d) = &blob_digest {
+            lease.add(d);
+        }
         let existed = blob_digest
             .as_ref()
             .is_some_and(|d| store.size(d) == Some(size));
@@ -159,8 +167,8 @@ fn read_archive(
                 size,
             }
         } else {
-            let info = store
-                .ingest(&mut entry, blob_digest.as_ref().map(|d| (d, size)))
+            let (info, new) = store
+                .ingest_new(&mut entry, blob_digest.as_ref().map(|d| (d, size)))
                 .map_err(|e| match e {
                     ImageError::Mismatch { expected, detail } => ImageError::Mismatch {
                         expected,
@@ -168,7 +176,10 @@ fn read_archive(
                     },
                     e => e,
                 })?;
-            contents.created.push(info.digest.clone());
+            lease.add(&info.digest);
+            if new {
+                contents.created.push(info.digest.clone());
+            }
             info
         };
         contents.files.insert(path, info);

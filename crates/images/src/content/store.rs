@@ -166,9 +166,18 @@ impl ContentStore {
     /// Writes a blob from a reader, verifying `expected` digest and size if given.
     pub fn ingest(
         &self,
-        mut reader: impl Read,
+        reader: impl Read,
         expected: Option<(&Digest, u64)>,
     ) -> Result<BlobInfo, ImageError> {
+        self.ingest_new(reader, expected).map(|(info, _)| info)
+    }
+
+    /// [`ContentStore::ingest`], also telling whether the blob was new.
+    pub fn ingest_new(
+        &self,
+        mut reader: impl Read,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<(BlobInfo, bool), ImageError> {
         let mut writer = self.writer(expected)?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -180,7 +189,7 @@ impl ContentStore {
             };
             writer.write_chunk(&buf[..n])?;
         }
-        writer.commit()
+        writer.commit_new()
     }
 
     /// Stores bytes (e.g. a JSON document) and returns their digest.
@@ -320,7 +329,13 @@ impl BlobWriter {
     }
 
     /// Syncs, verifies and moves the blob into place.
-    pub fn commit(mut self) -> Result<BlobInfo, ImageError> {
+    pub fn commit(self) -> Result<BlobInfo, ImageError> {
+        self.commit_new().map(|(info, _)| info)
+    }
+
+    /// [`BlobWriter::commit`], also telling whether the blob was new (`false`: it was already
+    /// stored, and is left as it was).
+    pub fn commit_new(mut self) -> Result<(BlobInfo, bool), ImageError> {
         let file = self
             .file
             .take()
@@ -344,16 +359,20 @@ impl BlobWriter {
             }
         }
         let dest = self.store.blob_path(&digest);
+        let info = BlobInfo {
+            digest,
+            size: self.count,
+        };
+        // Replacing an existing copy is harmless (same verified content) and repairs a
+        // damaged one.
+        let existed = fs::symlink_metadata(&dest).is_ok();
         fs::rename(&self.tmp, &dest).map_err(|e| ImageError::io_path("rename", &dest, e))?;
         if let Some(dir) = dest.parent() {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
         }
-        Ok(BlobInfo {
-            digest,
-            size: self.count,
-        })
+        Ok((info, !existed))
     }
 }
 

@@ -82,6 +82,7 @@ impl Snapshotter {
         manifest_digest: &Digest,
         platform: &Platform,
     ) -> Result<UnpackedImage, ImageError> {
+        let _op = self.shared_op()?;
         let (digest, m, config_digest, config, chain) =
             image_chain(store, manifest_digest, platform)?;
         let diff_ids = config.rootfs().diff_ids();
