@@ -8,6 +8,8 @@
 pub mod bin;
 pub mod bundle;
 pub mod guard;
+pub mod images;
+pub mod images_registry;
 pub mod output;
 pub mod reaper;
 pub mod rootfs;
@@ -17,5 +19,3 @@ pub use bundle::SpecBuilder;
 pub use guard::ContainerGuard;
 pub use output::Capture;
 pub use reaper::{wait_exit, Exit};
-pub mod images;
-pub mod images_registry;

@@ -121,6 +121,17 @@ fn import_unpack_and_mount_busybox() {
     w.snaps.unmount(&root).unwrap();
     drop(guard);
     w.snaps.remove("c1").unwrap();
+
+    // A read-only view of the image.
+    let view = w.dir.path().join("view");
+    std::fs::create_dir(&view).unwrap();
+    w.snaps.mount_view(&unpacked.chain_id, &view).unwrap();
+    let guard = MountGuard(view.clone());
+    assert!(view.join("bin/busybox").exists() && !view.join("etc/old").exists());
+    let err = std::fs::write(view.join("etc/x"), "x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    w.snaps.unmount(&view).unwrap();
+    drop(guard);
     assert!(w.snaps.active().unwrap().is_empty());
 }
 

@@ -175,6 +175,16 @@ impl Snapshotter {
         Ok(())
     }
 
+    /// Mounts the committed chain `chain_id` read-only at `target` (to look into an image).
+    pub fn mount_view(&self, chain_id: &str, target: &Path) -> Result<(), ImageError> {
+        let lowers = {
+            let index = self.lock()?;
+            self.lowers(&index, Some(chain_id))?
+        };
+        berth_runtime::rootfs::overlay::mount(&lowers, Path::new(""), Path::new(""), target)?;
+        Ok(())
+    }
+
     /// Unmounts `target` (lazily if busy; not mounted is fine).
     pub fn unmount(&self, target: &Path) -> Result<(), ImageError> {
         berth_runtime::rootfs::overlay::unmount(target)?;
