@@ -329,6 +329,10 @@ pub fn docker_archive(img: &TestImage, tags: &[&str]) -> Vec<u8> {
         files.push((name.clone(), l.blob.clone()));
         layers.push(name);
     }
+    // Legacy per-layer metadata files (not part of the image).
+    files.push(("layer0/VERSION".into(), b"1.0".to_vec()));
+    files.push(("layer0/json".into(), b"{\"id\":\"layer0\"}".to_vec()));
+    files.push(("repositories".into(), b"{}".to_vec()));
     let manifest = json!([{ "Config": config_name, "RepoTags": tags, "Layers": layers }]);
     files.push((
         "manifest.json".into(),

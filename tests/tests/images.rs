@@ -190,6 +190,8 @@ fn docker_save_archive_imports_and_unpacks() {
     assert_eq!(names, ["docker.io/library/busybox:1", "example.com/bb:2"]);
     assert_eq!(imported[0].manifest, imported[1].manifest);
     assert_eq!(imported[0].config.as_str(), images::sha256(&img.config));
+    // Three layers, the config and the new manifest; not the legacy metadata files.
+    assert_eq!(w.store.list().unwrap().len(), 5);
     let unpacked = w.snaps.unpack(&w.store, &imported[0].manifest).unwrap();
     // Same layers as the OCI import: the same chain ID.
     assert_eq!(

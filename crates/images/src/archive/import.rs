@@ -4,7 +4,7 @@
 //! Blobs are streamed into the content store and verified; OCI input keeps its digests.
 //! On any error the blobs this import added are removed again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -73,13 +73,31 @@ pub fn import_archive(
     for d in &contents.created {
         lease.add(d);
     }
-    if result.is_err() {
-        for d in &contents.created {
+    // On error everything this import added goes; on success what no imported image refers
+    // to (docker's per-layer `json` and `VERSION` files, stray blobs).
+    let keep = match &result {
+        Ok(images) => referenced(store, images),
+        Err(_) => HashSet::new(),
+    };
+    for d in &contents.created {
+        if !keep.contains(d) {
             let _ = store.delete(d);
         }
     }
     drop(lease);
     result
+}
+
+/// The imported images and every blob below them.
+fn referenced(store: &ContentStore, images: &[ImportedImage]) -> HashSet<Digest> {
+    let mut keep = HashSet::new();
+    let mut stack: Vec<Digest> = images.iter().map(|i| i.manifest.clone()).collect();
+    while let Some(d) = stack.pop() {
+        if keep.insert(d.clone()) {
+            stack.extend(manifest::children(store, &d).unwrap_or_default());
+        }
+    }
+    keep
 }
 
 fn bad(reason: impl Into<String>) -> ImageError {
