@@ -358,3 +358,20 @@ fn snapshotter_reopens_and_cleans_leftovers() {
         )
         .is_err());
 }
+
+#[test]
+fn concurrent_unpacks_share_snapshots() {
+    let w = world("concurrent");
+    let (_img, manifest) = import_busybox(&w);
+    let chains: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| w.snaps.unpack(&w.store, &manifest).unwrap().chain_id))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(chains.iter().all(|c| *c == chains[0]));
+    assert_eq!(w.snaps.committed().unwrap().len(), 3);
+    // The losers' copies were removed: one dir per committed snapshot.
+    let dirs = std::fs::read_dir(w.dir.path().join("snapshots/snapshots")).unwrap().count();
+    assert_eq!(dirs, 3);
+}
