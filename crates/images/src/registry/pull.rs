@@ -242,8 +242,11 @@ pub async fn pull(
     {
         let clients = &clients;
         let tx = &tx;
-        let mut downloads = futures_util::stream::iter(blobs.iter())
-            .map(|(d, size, kind)| fetch_blob(clients, repo, d, *size, *kind, store, tx))
+        // Owned items: a closure over borrowed ones would make the future not `Send`.
+        let mut downloads = futures_util::stream::iter(blobs.clone())
+            .map(|(d, size, kind)| async move {
+                fetch_blob(clients, repo, &d, size, kind, store, tx).await
+            })
             .buffer_unordered(cfg.max_concurrent_downloads.max(1));
         loop {
             tokio::select! {
@@ -284,4 +287,21 @@ pub async fn pull(
         config: config_digest,
         size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon runs pulls on a multi-threaded runtime: the future must be `Send`.
+    #[test]
+    fn pull_future_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let reference = crate::normalize("busybox").unwrap();
+        let cfg = RegistryConfig::default();
+        let fut = pull(&store, &reference, &cfg, |_| {});
+        is_send(&fut);
+    }
 }
