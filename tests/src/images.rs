@@ -185,6 +185,29 @@ impl Layer {
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
         }
     }
+    /// A zstd layer of `entries` (compressed by the `zstd` command).
+    pub fn zstd(entries: &[Entry]) -> Layer {
+        use std::process::{Command, Stdio};
+        let tar = layer_tar(entries);
+        let mut child = Command::new("zstd")
+            .args(["-q", "-c", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("zstd (apt-get install zstd)");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = tar.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success());
+        Layer {
+            diff_id: sha256(&tar),
+            blob: out.stdout,
+            media_type: "application/vnd.oci.image.layer.v1.tar+zstd".into(),
+        }
+    }
+
     /// An uncompressed layer of `entries`.
     pub fn plain(entries: &[Entry]) -> Layer {
         let tar = layer_tar(entries);

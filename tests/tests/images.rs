@@ -372,6 +372,41 @@ fn concurrent_unpacks_share_snapshots() {
     assert!(chains.iter().all(|c| *c == chains[0]));
     assert_eq!(w.snaps.committed().unwrap().len(), 3);
     // The losers' copies were removed: one dir per committed snapshot.
-    let dirs = std::fs::read_dir(w.dir.path().join("snapshots/snapshots")).unwrap().count();
+    let dirs = std::fs::read_dir(w.dir.path().join("snapshots/snapshots"))
+        .unwrap()
+        .count();
     assert_eq!(dirs, 3);
+}
+
+#[test]
+fn zstd_layers_unpack() {
+    let w = world("zstd");
+    let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let img = TestImage::new(vec![
+        Layer::zstd(&[Entry::file("big", &big), Entry::dir("d/")]),
+        Layer::gzip(&[
+            Entry::file("d/.wh..wh..opq", b""),
+            Entry::file("small", b"s"),
+        ]),
+    ]);
+    let archive = images::tar_of(&images::layout_files(&[(&img, Some("localhost/z:1"))]));
+    let manifest = import_archive(&w.store, &archive[..]).unwrap()[0]
+        .manifest
+        .clone();
+    let unpacked = w.snaps.unpack(&w.store, &manifest).unwrap();
+    let (root, guard) = mount_container(&w, "z", &unpacked.chain_id);
+    assert_eq!(std::fs::read(root.join("big")).unwrap(), big);
+    assert_eq!(std::fs::read(root.join("small")).unwrap(), b"s");
+    w.snaps.unmount(&root).unwrap();
+    drop(guard);
+
+    // A zstd docker-save layer is recognized as such.
+    let w2 = world("zstd-docker");
+    let imported = import_archive(&w2.store, &images::docker_archive(&img, &["z:1"])[..]).unwrap();
+    let m = berth_images::manifest::load_manifest(&w2.store, &imported[0].manifest).unwrap();
+    assert_eq!(
+        m.layers()[0].media_type().to_string(),
+        berth_images::manifest::OCI_LAYER_ZSTD
+    );
+    w2.snaps.unpack(&w2.store, &imported[0].manifest).unwrap();
 }

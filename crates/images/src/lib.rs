@@ -9,7 +9,7 @@
 //! serialize gc with pulls and imports) until the record is written. [`Snapshotter::gc`]
 //! waits for running unpacks.
 //!
-//! Typical flow: [`pull`] or [`import_archive`] → record (name → manifest digest) →
+//! Layers may be plain tar, gzip or zstd. Typical flow: [`pull`] or [`import_archive`] → record (name → manifest digest) →
 //! [`Snapshotter::unpack`] → [`Snapshotter::prepare`] a container key on the image's chain ID
 //! → [`Snapshotter::mount`] (or hand [`Mounts`] to the runtime) → [`Snapshotter::diff`] /
 //! [`Snapshotter::commit`] + [`commit_image`] → [`Snapshotter::remove`].

@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::import::{Contents, ImportedImage};
 use crate::content::{BlobInfo, ContentStore, MAX_JSON_SIZE};
-use crate::manifest::{MAX_LAYERS, OCI_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_MANIFEST};
+use crate::manifest::{
+    MAX_LAYERS, OCI_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST,
+};
 use crate::unpack::safe_fs::clean_path;
 use crate::{normalize, Digest, ImageError};
 
@@ -52,13 +54,15 @@ fn lookup(
 }
 
 fn layer_media_type(store: &ContentStore, digest: &Digest) -> Result<&'static str, ImageError> {
-    let mut head = [0u8; 2];
+    let mut head = [0u8; 4];
     let mut f = store.open_blob(digest)?;
     let n = f
         .read(&mut head)
         .map_err(|e| ImageError::io("read layer", e))?;
-    Ok(if n == 2 && head == [0x1f, 0x8b] {
+    Ok(if head[..n].starts_with(&[0x1f, 0x8b]) {
         OCI_LAYER_GZIP
+    } else if head[..n] == [0x28, 0xb5, 0x2f, 0xfd] {
+        OCI_LAYER_ZSTD
     } else {
         OCI_LAYER_TAR
     })

@@ -41,10 +41,10 @@ pub(crate) fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + '
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(ImageError::invalid(
-            "layer",
-            "zstd layers are not supported",
-        ))
+        // One zstd frame (what image builders write).
+        let decoder = ruzstd::streaming_decoder::StreamingDecoder::new(reader)
+            .map_err(|e| ImageError::invalid("zstd layer", e.to_string()))?;
+        Ok(Box::new(decoder))
     } else {
         Ok(Box::new(reader))
     }
