@@ -1,6 +1,7 @@
 //! A corpus of hostile image archives, each rejected with a clear error, with nothing written
 //! outside the snapshot directories and no partial state left behind.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use berth_images::{import_archive, ContentStore, ImageError, Snapshotter};
@@ -249,6 +250,41 @@ fn corpus() -> Vec<Case> {
         name: "docker layer symlink escape",
         archive: b.into_inner().unwrap(),
         error: "symlink escapes",
+    });
+    // A 16 MiB GNU long name (the tar crate would read it whole into memory).
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_path("././@LongLink").unwrap();
+    h.set_size(16 << 20);
+    h.set_cksum();
+    b.append(&h, std::io::repeat(b'a').take(16 << 20)).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let layer = Layer {
+        diff_id: images::sha256(&tar),
+        blob: images::gzip(&tar),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+    };
+    cases.push(Case {
+        name: "huge long name in a layer",
+        archive: tar_of(&layout_files(&[(&TestImage::new(vec![layer]), None)])),
+        error: "tar metadata entry",
+    });
+
+    // A 16 MiB PAX header in the archive itself (gzipped).
+    let mut b = tar::Builder::new(Vec::new());
+    let value = vec![b'v'; 16 << 20];
+    b.append_pax_extensions([("comment", &value[..])]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    b.append_data(&mut h, "index.json", &b"{}"[..]).unwrap();
+    cases.push(Case {
+        name: "huge pax header in the archive",
+        archive: images::gzip(&b.into_inner().unwrap()),
+        error: "tar metadata entry",
     });
     cases
 }

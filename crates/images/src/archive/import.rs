@@ -14,6 +14,7 @@ use crate::content::{BlobInfo, ContentStore, MAX_JSON_SIZE};
 use crate::manifest::{self, Platform};
 use crate::unpack::apply::decompress;
 use crate::unpack::safe_fs::clean_path;
+use crate::unpack::tar_guard::TarGuard;
 use crate::{normalize, Digest, ImageError};
 
 /// The most entries an archive may have.
@@ -110,7 +111,7 @@ fn read_archive(
     contents: &mut Contents,
     lease: &mut crate::Lease,
 ) -> Result<(), ImageError> {
-    let mut archive = tar::Archive::new(decompress(reader)?);
+    let mut archive = tar::Archive::new(TarGuard::new(decompress(reader)?));
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
     for (n, entry) in entries.enumerate() {
         if n >= MAX_ARCHIVE_ENTRIES {

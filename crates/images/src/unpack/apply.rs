@@ -17,6 +17,7 @@ use nix::unistd::{Gid, Uid};
 use tar::EntryType;
 
 use super::safe_fs::{self, clean_path, mkdir_all, open_dir, remove_any, set_xattr};
+use super::tar_guard::TarGuard;
 use crate::digest::HashingReader;
 use crate::{Digest, ImageError};
 
@@ -53,7 +54,7 @@ pub(crate) fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + '
 /// Applies the layer read from `blob` to the empty directory `dest`. On error `dest` may hold
 /// part of the layer: the caller removes it.
 pub(crate) fn apply_layer(blob: impl Read, dest: &Path) -> Result<Applied, ImageError> {
-    let hashing = HashingReader::new(decompress(blob)?);
+    let hashing = TarGuard::new(HashingReader::new(decompress(blob)?));
     let mut archive = tar::Archive::new(hashing);
     let root = safe_fs::open_root(dest)?;
     let mut dirs: Vec<(PathBuf, i64)> = Vec::new();
@@ -72,7 +73,7 @@ pub(crate) fn apply_layer(blob: impl Read, dest: &Path) -> Result<Applied, Image
             dirs.push(dir);
         }
     }
-    let hashing = archive.into_inner();
+    let hashing = archive.into_inner().into_inner();
     let (diff_id, _) = hashing
         .finish()
         .map_err(|e| ImageError::invalid("layer tar", e.to_string()))?;

@@ -2,3 +2,4 @@
 
 pub(crate) mod apply;
 pub(crate) mod safe_fs;
+pub(crate) mod tar_guard;
