@@ -164,6 +164,25 @@ impl Client {
         }
     }
 
+    /// Reads a response body of at most `max` bytes.
+    pub(crate) async fn read_limited(
+        &self,
+        mut resp: Response,
+        max: u64,
+    ) -> Result<Vec<u8>, ImageError> {
+        if resp.content_length().is_some_and(|l| l > max) {
+            return Err(self.err(format!("response larger than {max} bytes")));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.err(e.to_string()))? {
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > max {
+                return Err(self.err(format!("response larger than {max} bytes")));
+            }
+        }
+        Ok(out)
+    }
+
     async fn answer(&self, challenge: &Challenge) -> Result<HeaderValue, ImageError> {
         match challenge.scheme.as_str() {
             "basic" => {
@@ -196,13 +215,7 @@ impl Client {
                 if !resp.status().is_success() {
                     return Err(self.err(format!("token from {realm}: {}", resp.status())));
                 }
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| self.err(format!("token from {realm}: {e}")))?;
-                if body.len() > 1 << 20 {
-                    return Err(self.err("token response too large"));
-                }
+                let body = self.read_limited(resp, 1 << 20).await?;
                 #[derive(serde::Deserialize)]
                 struct Token {
                     token: Option<String>,

@@ -62,25 +62,6 @@ pub struct PulledImage {
     pub size: u64,
 }
 
-/// Reads a response body of at most `max` bytes.
-async fn body(
-    client: &Client,
-    mut resp: reqwest::Response,
-    max: u64,
-) -> Result<Vec<u8>, ImageError> {
-    if resp.content_length().is_some_and(|l| l > max) {
-        return Err(client.err(format!("response larger than {max} bytes")));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| client.err(e.to_string()))? {
-        out.extend_from_slice(&chunk);
-        if out.len() as u64 > max {
-            return Err(client.err(format!("response larger than {max} bytes")));
-        }
-    }
-    Ok(out)
-}
-
 /// Fetches a manifest or index and checks its digest (against `expected`, else the
 /// registry's `Docker-Content-Digest` if given).
 async fn fetch_manifest(
@@ -97,7 +78,7 @@ async fn fetch_manifest(
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Digest::parse(v).ok());
-    let data = body(client, resp, MAX_JSON_SIZE).await?;
+    let data = client.read_limited(resp, MAX_JSON_SIZE).await?;
     let digest = Digest::of(&data);
     if let Some(want) = expected.or(header.as_ref()) {
         if *want != digest {
