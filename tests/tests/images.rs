@@ -228,6 +228,10 @@ fn commit_diff_and_new_image() {
     .unwrap();
     w.snaps.unmount(&root).unwrap();
     drop(guard);
+    let usage = w.snaps.usage("work").unwrap();
+    assert!(usage.inodes >= 6 && usage.bytes > 0, "{usage:?}");
+    assert!(w.snaps.disk_usage().bytes > usage.bytes + 1_000_000, "busybox is in there");
+    assert!(w.store.disk_usage().unwrap() > 500_000);
 
     let changes = w.snaps.diff("work").unwrap();
     let has = |kind, path: &str| changes.iter().any(|c| c.kind == kind && c.path == path);

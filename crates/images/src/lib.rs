@@ -38,5 +38,5 @@ pub use registry::{
     pull, BlobKind, Credentials, HostConfig, Progress, PullStatus, PulledImage, RegistryConfig,
 };
 pub use snapshot::{
-    image_chain_id, Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage,
+    image_chain_id, Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage, Usage,
 };

@@ -233,6 +233,11 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// Bytes of all blobs.
+    pub fn disk_usage(&self) -> Result<u64, ImageError> {
+        Ok(self.list()?.iter().map(|b| b.size).sum())
+    }
+
     /// Protects `digests` (present or still to be written) from gc until the lease is dropped.
     pub fn lease(&self, digests: &[Digest]) -> Lease {
         let mut lease = Lease {

@@ -11,6 +11,7 @@ mod commit;
 mod diff;
 mod index;
 mod unpack;
+mod usage;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use std::sync::{Mutex, RwLock};
 pub use commit::CommittedLayer;
 pub use diff::{Change, ChangeKind};
 pub use unpack::{image_chain_id, UnpackedImage};
+pub use usage::Usage;
 
 use crate::ImageError;
 use index::{Active, Index};
