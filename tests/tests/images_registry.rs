@@ -304,3 +304,91 @@ fn corrupt_blobs_from_a_registry_are_rejected() {
         0
     );
 }
+
+#[test]
+fn push_then_pull_keeps_digests() {
+    use berth_images::{import_archive, push};
+
+    let registry = Registry::start();
+    // With an uncompressed layer: pushed byte for byte, unlike skopeo.
+    let img = images::busybox_image();
+    let dir = images::scratch("push");
+    let store = ContentStore::open(dir.path()).unwrap();
+    let archive = images::tar_of(&images::layout_files(&[(&img, Some("localhost/bb:1"))]));
+    let manifest = import_archive(&store, &archive[..]).unwrap()[0]
+        .manifest
+        .clone();
+    let reference = normalize(&format!("{}/pushed/busybox:v1", registry.addr)).unwrap();
+    let cfg = RegistryConfig::default();
+    let mut events = Vec::new();
+    rt().block_on(push(&store, &manifest, &reference, &cfg, |p| {
+        events.push(p)
+    }))
+    .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.status == PullStatus::Done)
+            .count(),
+        4,
+        "{events:?}"
+    );
+    // Again: the registry has every blob.
+    let mut events = Vec::new();
+    rt().block_on(push(&store, &manifest, &reference, &cfg, |p| {
+        events.push(p)
+    }))
+    .unwrap();
+    assert!(
+        events.iter().all(|e| e.status == PullStatus::Exists),
+        "{events:?}"
+    );
+
+    let dir2 = images::scratch("pushed-pull");
+    let store2 = ContentStore::open(dir2.path()).unwrap();
+    let pulled = rt()
+        .block_on(pull(&store2, &reference, &cfg, |_| {}))
+        .unwrap();
+    assert_eq!(pulled.manifest, manifest);
+    assert_eq!(store2.list().unwrap(), store.list().unwrap());
+    Snapshotter::open(&dir2.path().join("snaps"))
+        .unwrap()
+        .unpack(&store2, &pulled.manifest)
+        .unwrap();
+
+    // A multi-platform index is pushed with its manifests.
+    let other = TestImage::new(vec![Layer::gzip(&[Entry::file("arch", b"arm64\n")])]);
+    let mut files = images::layout_files(&[(&img, None), (&other, None)]);
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other.manifest_digest(),
+              "size": other.manifest.len(), "platform": { "os": "linux", "architecture": "arm64" } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": img.manifest_digest(),
+              "size": img.manifest.len(), "platform": { "os": "linux", "architecture": "amd64" } },
+        ],
+    });
+    let index = serde_json::to_vec(&index).unwrap();
+    files.retain(|(p, _)| p != "index.json");
+    files.push((
+        format!("blobs/sha256/{}", &images::sha256(&index)[7..]),
+        index.clone(),
+    ));
+    let top = json!({ "schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": images::sha256(&index),
+        "size": index.len(), "annotations": { "io.containerd.image.name": "localhost/multi:1" } }] });
+    files.push(("index.json".into(), serde_json::to_vec(&top).unwrap()));
+    let imported = import_archive(&store, &images::tar_of(&files)[..]).unwrap();
+    assert_eq!(imported[0].manifest.as_str(), images::sha256(&index));
+    let multi = normalize(&format!("{}/multi:1", registry.addr)).unwrap();
+    rt().block_on(push(&store, &imported[0].manifest, &multi, &cfg, |_| {}))
+        .unwrap();
+    let arm = RegistryConfig {
+        platform: Some("linux/arm64".into()),
+        ..Default::default()
+    };
+    let pulled = rt().block_on(pull(&store2, &multi, &arm, |_| {})).unwrap();
+    assert_eq!(pulled.manifest.as_str(), other.manifest_digest());
+    assert_eq!(pulled.index.unwrap().as_str(), images::sha256(&index));
+}

@@ -1,5 +1,5 @@
 //! Berth's image library: a content store of blobs, OCI and `docker save` archives, registry
-//! pulls, overlay snapshots with safe layer unpacking, commit/diff of containers' changes and
+//! pulls and pushes, overlay snapshots with safe layer unpacking, commit/diff of containers' changes and
 //! garbage collection. The daemon keeps image records (name → manifest digest) and passes what
 //! they reference to the gc functions; this crate has no database and no RPC.
 //!
@@ -35,7 +35,8 @@ pub use error::ImageError;
 pub use manifest::{image_size, Platform};
 pub use reference::{normalize, Reference, DEFAULT_REGISTRY};
 pub use registry::{
-    pull, BlobKind, Credentials, HostConfig, Progress, PullStatus, PulledImage, RegistryConfig,
+    pull, push, BlobKind, Credentials, HostConfig, Progress, PullStatus, PulledImage,
+    RegistryConfig,
 };
 pub use snapshot::{
     image_chain_id, Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage, Usage,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
 
 use super::config::{Credentials, Endpoint};
 use crate::ImageError;
@@ -129,11 +129,36 @@ impl Client {
     /// GETs `/v2/<path>`, authenticating once if challenged; fails unless 2xx.
     pub(crate) async fn get(&self, path: &str, accept: &[&str]) -> Result<Response, ImageError> {
         let url = self.url(path);
+        let accept = accept.join(", ");
+        let headers: Vec<(HeaderName, &str)> = if accept.is_empty() {
+            Vec::new()
+        } else {
+            vec![(ACCEPT, accept.as_str())]
+        };
+        let resp = self.send(Method::GET, &url, &headers, None).await?;
+        if !resp.status().is_success() {
+            return Err(self.err(format!("GET {url}: {}", resp.status())));
+        }
+        Ok(resp)
+    }
+
+    /// Sends a request to `url`, answering one authentication challenge (the body is sent
+    /// again then); returns whatever the registry finally answered.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(HeaderName, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, ImageError> {
         let mut answered = false;
         loop {
-            let mut req = self.http.get(&url);
-            if !accept.is_empty() {
-                req = req.header(ACCEPT, accept.join(", "));
+            let mut req = self.http.request(method.clone(), url);
+            for (k, v) in headers {
+                req = req.header(k, *v);
+            }
+            if let Some(body) = body {
+                req = req.body(body.to_vec());
             }
             let auth = self.authorization.lock().ok().and_then(|a| a.clone());
             if let Some(auth) = auth {
@@ -142,7 +167,7 @@ impl Client {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| self.err(format!("GET {url}: {e}")))?;
+                .map_err(|e| self.err(format!("{method} {url}: {e}")))?;
             if resp.status() == StatusCode::UNAUTHORIZED && !answered {
                 answered = true;
                 let challenge = resp
@@ -150,15 +175,12 @@ impl Client {
                     .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_challenge)
-                    .ok_or_else(|| self.err(format!("GET {url}: 401 without a challenge")))?;
+                    .ok_or_else(|| self.err(format!("{method} {url}: 401 without a challenge")))?;
                 let value = self.answer(&challenge).await?;
                 if let Ok(mut a) = self.authorization.lock() {
                     *a = Some(value);
                 }
                 continue;
-            }
-            if !resp.status().is_success() {
-                return Err(self.err(format!("GET {url}: {}", resp.status())));
             }
             return Ok(resp);
         }

@@ -133,6 +133,26 @@ impl RegistryConfig {
             .map_or_else(|| Ok(Platform::default()), Platform::parse)
     }
 
+    /// The registry itself (where pushes go).
+    pub(crate) fn upstream(&self, registry: &str) -> Endpoint {
+        let host = self.hosts.get(registry).cloned().unwrap_or_default();
+        let name = if registry == crate::DEFAULT_REGISTRY {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let scheme = if host.plain_http || is_loopback(registry) {
+            "http"
+        } else {
+            "https"
+        };
+        Endpoint {
+            base: format!("{scheme}://{name}"),
+            mirror: false,
+            auth: host.auth,
+        }
+    }
+
     /// Where to fetch images of `registry` from, in order.
     pub(crate) fn endpoints(&self, registry: &str) -> Vec<Endpoint> {
         let host = self.hosts.get(registry).cloned().unwrap_or_default();
@@ -155,21 +175,7 @@ impl RegistryConfig {
             })
             .collect();
         if !host.skip_upstream || out.is_empty() {
-            let name = if registry == crate::DEFAULT_REGISTRY {
-                "registry-1.docker.io"
-            } else {
-                registry
-            };
-            let scheme = if host.plain_http || is_loopback(registry) {
-                "http"
-            } else {
-                "https"
-            };
-            out.push(Endpoint {
-                base: format!("{scheme}://{name}"),
-                mirror: false,
-                auth: host.auth.clone(),
-            });
+            out.push(self.upstream(registry));
         }
         out
     }

@@ -22,7 +22,7 @@ pub enum BlobKind {
     Layer,
 }
 
-/// The state of one blob of a pull.
+/// The state of one blob of a pull (or push).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullStatus {
     /// Fetching the manifest (or index).
@@ -31,11 +31,13 @@ pub enum PullStatus {
     Exists,
     /// Bytes arriving.
     Downloading,
-    /// Stored and verified.
+    /// Bytes being sent (push).
+    Uploading,
+    /// Stored and verified (pull) or accepted by the registry (push).
     Done,
 }
 
-/// A progress event of [`pull`].
+/// A progress event of [`pull`] (or [`crate::push`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub digest: Option<Digest>,
@@ -283,6 +285,9 @@ mod tests {
         let reference = crate::normalize("busybox").unwrap();
         let cfg = RegistryConfig::default();
         let fut = pull(&store, &reference, &cfg, |_| {});
+        is_send(&fut);
+        let digest = Digest::of(b"x");
+        let fut = super::super::push::push(&store, &digest, &reference, &cfg, |_| {});
         is_send(&fut);
     }
 }
