@@ -11,7 +11,8 @@
 //!   "auth": { "username": "u", "password": "p" } }
 //! ```
 //!
-//! and an optional `config.json` with `{ "platform": "linux/arm64", "max_concurrent_downloads": 3 }`.
+//! and an optional `config.json` with
+//! `{ "platform": "linux/arm64", "max_concurrent_downloads": 3 }`.
 
 use std::collections::HashMap;
 use std::path::Path;
