@@ -193,6 +193,12 @@ fn docker_save_archive_imports_and_unpacks() {
     // Three layers, the config and the new manifest; not the legacy metadata files.
     assert_eq!(w.store.list().unwrap().len(), 5);
     let unpacked = w.snaps.unpack(&w.store, &imported[0].manifest).unwrap();
+    // OCI layouts name images by full references or only tag them.
+    let other = TestImage::new(vec![Layer::gzip(&[Entry::file("x", b"x")])]);
+    let layout = images::layout_files(&[(&img, Some("busybox:1.36")), (&other, Some("v1"))]);
+    let named = import_archive(&w.store, &images::tar_of(&layout)[..]).unwrap();
+    assert_eq!(named[0].name.as_deref(), Some("docker.io/library/busybox:1.36"));
+    assert_eq!(named[1].name, None);
     // Same layers as the OCI import: the same chain ID.
     assert_eq!(
         unpacked.chain_id,

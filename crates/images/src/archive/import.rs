@@ -264,9 +264,11 @@ fn resolve_oci(store: &ContentStore, data: &[u8]) -> Result<Vec<ImportedImage>, 
         let name = annotations
             .get(ANNOTATION_IMAGE_NAME)
             .or_else(|| {
+                // A bare tag (`latest`) names no image; `busybox:1`, `x/y` or
+                // `host/x@sha256:..` do.
                 annotations
                     .get(ANNOTATION_REF_NAME)
-                    .filter(|r| r.contains('/'))
+                    .filter(|r| r.contains([':', '/', '@']))
             })
             .map(|n| normalize(n).map(|r| r.to_string()))
             .transpose()?;
