@@ -118,6 +118,12 @@ fn import_unpack_and_mount_busybox() {
         "berth\n"
     );
 
+    // Mounted snapshots are neither removed nor collected.
+    let err = w.snaps.remove("c1").unwrap_err();
+    assert!(err.to_string().contains("mounted"), "{err}");
+    w.snaps.gc(&[], &[]).unwrap();
+    assert_eq!(w.snaps.active().unwrap(), ["c1"]);
+    assert_eq!(w.snaps.committed().unwrap().len(), 3);
     w.snaps.unmount(&root).unwrap();
     drop(guard);
     w.snaps.remove("c1").unwrap();

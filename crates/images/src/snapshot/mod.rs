@@ -193,9 +193,17 @@ impl Snapshotter {
         Ok(())
     }
 
-    /// Removes active snapshot `key` and its upper dir (it must not be mounted).
+    /// Removes active snapshot `key` and its upper dir; refused while it is mounted.
     pub fn remove(&self, key: &str) -> Result<(), ImageError> {
         let mut index = self.lock()?;
+        let id = index
+            .active
+            .get(key)
+            .ok_or_else(|| ImageError::Snapshot(format!("{key} not found")))?
+            .id;
+        if is_mounted_upper(&self.dir(id).join("fs")) {
+            return Err(ImageError::Snapshot(format!("{key} is mounted")));
+        }
         let active = index
             .active
             .remove(key)
@@ -220,11 +228,14 @@ impl Snapshotter {
         let mut index = self.lock()?;
         let mut removed = Vec::new();
         let mut dirs = Vec::new();
+        // Mounted snapshots are kept even when not referenced.
         let drop_keys: Vec<String> = index
             .active
-            .keys()
-            .filter(|k| !referenced_keys.contains(k))
-            .cloned()
+            .iter()
+            .filter(|(k, a)| {
+                !referenced_keys.contains(k) && !is_mounted_upper(&self.dir(a.id).join("fs"))
+            })
+            .map(|(k, _)| k.clone())
             .collect();
         for k in drop_keys {
             if let Some(a) = index.active.remove(&k) {
@@ -265,4 +276,33 @@ impl Snapshotter {
         }
         Ok(removed)
     }
+}
+
+/// Whether an overlay with this upper dir is mounted (in this mount namespace).
+fn is_mounted_upper(upper: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    // mountinfo escapes space, tab, newline and backslash as octal; overlay also escapes
+    // commas in its options.
+    let mut want = String::from("upperdir=");
+    for c in upper.to_string_lossy().chars() {
+        match c {
+            ' ' => want.push_str("\\040"),
+            '\t' => want.push_str("\\011"),
+            '\n' => want.push_str("\\012"),
+            '\\' => want.push_str("\\134"),
+            ',' => want.push_str("\\,"),
+            c => want.push(c),
+        }
+    }
+    info.lines().any(|line| {
+        line.split(" - ").nth(1).is_some_and(|rest| {
+            rest.starts_with("overlay ")
+                && rest
+                    .split(' ')
+                    .nth(2)
+                    .is_some_and(|opts| format!(",{opts},").contains(&format!(",{want},")))
+        })
+    })
 }
