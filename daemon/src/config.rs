@@ -13,6 +13,7 @@
 //! cni_plugin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 //! bridge = "berth0"               # the default network, written when the conf dir has none
 //! subnet = "10.89.0.0/16"
+//! registry_dir = "/etc/berth/registry"  # <host>/hosts.json: mirrors, plain_http, auth
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub struct Config {
     pub cni_plugin_dirs: Vec<PathBuf>,
     pub bridge: String,
     pub subnet: String,
+    pub registry_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             cni_plugin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
             bridge: "berth0".into(),
             subnet: "10.89.0.0/16".into(),
+            registry_dir: PathBuf::from("/etc/berth/registry"),
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct Daemon {
     pub cgroup_v2: bool,
     pub task_locks: TaskLocks,
     pub network: berth_network::Network,
+    pub images: crate::images::Images,
 }
 
 pub type Shared = Arc<Daemon>;
@@ -52,8 +53,10 @@ impl Daemon {
             Ok(berth_runtime::cgroups::Version::V2)
         );
         let network = crate::network::new(&cfg)?;
+        let images = crate::images::Images::open(&cfg.root, &cfg.registry_dir)?;
         Ok(Daemon {
             network,
+            images,
             shims: Shims::new(cfg.shim_binary(), cfg.sockets_dir()),
             bundles: Bundles::new(cfg.tasks_dir()),
             cfg,

@@ -1,42 +1,187 @@
-//! Images as the daemon sees them: records in the store, resolved to an image config and a
-//! snapshot chain for a container.
+//! Images as the daemon sees them: records in the store (per namespace) over the shared
+//! content store and snapshotter (crates/images), resolved to an image config and a snapshot
+//! for a container, and garbage collection of what no record or container references.
 
-use berth_proto::v1::Container;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_images::{normalize, ContentStore, Digest, ImageError, RegistryConfig, Snapshotter};
+use berth_proto::v1::{Container, Image};
 
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
 use crate::spec::ImageConfig;
 
-/// (normalised name, manifest digest, config) of an image record.
-pub fn resolve(d: &Daemon, ns: &str, name: &str) -> ApiResult<(String, String, ImageConfig)> {
+/// The image side of the daemon.
+pub struct Images {
+    pub content: ContentStore,
+    pub snapshots: Snapshotter,
+    pub registry: RegistryConfig,
+    /// Pulls, imports and commits hold it shared, garbage collection exclusively, so a blob
+    /// that has no record yet is never collected.
+    pub gc_lock: tokio::sync::RwLock<()>,
+}
+
+impl Images {
+    pub fn open(root: &Path, registry_dir: &Path) -> anyhow::Result<Images> {
+        let registry = if registry_dir.is_dir() {
+            RegistryConfig::load(registry_dir)
+                .map_err(|e| anyhow::anyhow!("registry config: {e}"))?
+        } else {
+            RegistryConfig::default()
+        };
+        Ok(Images {
+            content: ContentStore::open(&root.join("content"))
+                .map_err(|e| anyhow::anyhow!("content store: {e}"))?,
+            snapshots: Snapshotter::open(&root.join("snapshots"))
+                .map_err(|e| anyhow::anyhow!("snapshotter: {e}"))?,
+            registry,
+            gc_lock: tokio::sync::RwLock::new(()),
+        })
+    }
+}
+
+pub fn image_error(e: ImageError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        ImageError::NotFound(_) => ApiError::NotFound(msg),
+        ImageError::Invalid { .. }
+        | ImageError::InvalidReference { .. }
+        | ImageError::InvalidDigest(_)
+        | ImageError::Mismatch { .. }
+        | ImageError::UnsafeEntry { .. } => ApiError::InvalidArgument(msg),
+        ImageError::Registry { .. } => ApiError::Unavailable(msg),
+        _ => ApiError::Internal(msg),
+    }
+}
+
+/// The record name of an image reference (`busybox` → `docker.io/library/busybox:latest`).
+pub fn full_name(name: &str) -> ApiResult<String> {
+    normalize(name)
+        .map(|r| r.to_string())
+        .map_err(|e| ApiError::InvalidArgument(format!("image {name:?}: {e}")))
+}
+
+/// The record of `name` (as given, or normalised).
+pub fn find(d: &Daemon, ns: &str, name: &str) -> ApiResult<Image> {
+    if let Some(img) = d.store.image(ns, name)? {
+        return Ok(img);
+    }
+    let full = full_name(name)?;
+    d.store
+        .image(ns, &full)?
+        .ok_or_else(|| ApiError::NotFound(format!("image {name:?} not found")))
+}
+
+/// What a container needs of its image: the record name, manifest digest, config, and the
+/// chain ID its snapshot is prepared on. Unpacks the image on first use.
+pub async fn resolve(
+    d: &Arc<Daemon>,
+    ns: &str,
+    name: &str,
+) -> ApiResult<(String, String, ImageConfig, String)> {
     if name.is_empty() {
         return Err(ApiError::InvalidArgument(
             "an image (or --rootfs) is required".into(),
         ));
     }
-    match d.store.image(ns, name)? {
-        Some(_) => Err(ApiError::FailedPrecondition(format!(
-            "image {name:?} cannot be unpacked by this build"
-        ))),
-        None => Err(ApiError::NotFound(format!("image {name:?} not found"))),
+    let img = find(d, ns, name)?;
+    let digest = Digest::parse(&img.digest).map_err(image_error)?;
+    let d2 = d.clone();
+    let unpacked = tokio::task::spawn_blocking(move || {
+        d2.images.snapshots.unpack(&d2.images.content, &digest)
+    })
+    .await
+    .map_err(|e| ApiError::internal("unpack", e))?
+    .map_err(image_error)?;
+    let cfg = unpacked.config.config().clone().unwrap_or_default();
+    let image_cfg = ImageConfig {
+        entrypoint: cfg.entrypoint().clone().unwrap_or_default(),
+        cmd: cfg.cmd().clone().unwrap_or_default(),
+        env: cfg.env().clone().unwrap_or_default(),
+        workdir: cfg.working_dir().clone().unwrap_or_default(),
+        user: cfg.user().clone().unwrap_or_default(),
+        stop_signal: cfg.stop_signal().clone().unwrap_or_default(),
+    };
+    Ok((img.name, img.digest, image_cfg, unpacked.chain_id))
+}
+
+/// The snapshot key of a container.
+pub fn snapshot_key(ns: &str, id: &str) -> String {
+    format!("{ns}.{id}")
+}
+
+/// Prepares the container's writable snapshot on the image's chain.
+pub fn prepare(d: &Daemon, key: &str, chain_id: &str) -> ApiResult<()> {
+    d.images
+        .snapshots
+        .prepare(key, chain_id)
+        .map(|_| ())
+        .map_err(image_error)
+}
+
+/// Mounts the container's snapshot at `target`.
+pub fn mount_rootfs(d: &Daemon, _ns: &str, c: &Container, target: &Path) -> ApiResult<()> {
+    if c.snapshot_key.is_empty() {
+        return Err(ApiError::FailedPrecondition(format!(
+            "container {:?} has no snapshot",
+            c.id
+        )));
+    }
+    d.images
+        .snapshots
+        .mount(&c.snapshot_key, target)
+        .map_err(image_error)
+}
+
+/// Unmounts the container's rootfs from its bundle, if it is still mounted there.
+pub fn unmount_rootfs(d: &Daemon, ns: &str, c: &Container) {
+    let target = d.bundles.path(ns, &c.id).join("rootfs");
+    if target.exists() {
+        if let Err(e) = d.images.snapshots.unmount(&target) {
+            tracing::warn!(id = c.id, "unmounting the rootfs: {e}");
+        }
     }
 }
 
-/// Releases what a container held of its image (its active snapshot).
-pub fn release(_d: &Daemon, _ns: &str, _c: &Container) {}
-
-/// Mounts the container's active snapshot at `target`.
-pub fn mount_rootfs(
-    _d: &Daemon,
-    _ns: &str,
-    c: &Container,
-    _target: &std::path::Path,
-) -> ApiResult<()> {
-    Err(ApiError::FailedPrecondition(format!(
-        "container {:?} needs an image rootfs, which this build cannot mount",
-        c.id
-    )))
+/// Removes the container's snapshot (after its task is gone).
+pub fn release(d: &Daemon, _ns: &str, c: &Container) {
+    if c.snapshot_key.is_empty() {
+        return;
+    }
+    if let Err(e) = d.images.snapshots.remove(&c.snapshot_key) {
+        tracing::warn!(id = c.id, "removing the snapshot: {e}");
+    }
 }
 
-/// Unmounts the container's rootfs from its bundle (if mounted).
-pub fn unmount_rootfs(_d: &Daemon, _ns: &str, _c: &Container) {}
+/// Collects blobs and snapshots that no image record and no container references.
+pub async fn gc(d: &Arc<Daemon>) -> ApiResult<()> {
+    let _lock = d.images.gc_lock.write().await;
+    let mut manifests = Vec::new();
+    for img in d.store.all_images()? {
+        if let Ok(dg) = Digest::parse(&img.digest) {
+            manifests.push(dg);
+        }
+    }
+    let mut keys = Vec::new();
+    for ns in d.store.namespaces()? {
+        for c in d.store.containers(&ns.name)? {
+            if !c.snapshot_key.is_empty() {
+                keys.push(c.snapshot_key);
+            }
+        }
+    }
+    let d2 = d.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ImageError> {
+        let chains: Vec<String> = manifests
+            .iter()
+            .filter_map(|m| berth_images::image_chain_id(&d2.images.content, m).ok())
+            .collect();
+        d2.images.snapshots.gc(&chains, &keys)?;
+        d2.images.content.gc(&manifests)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::internal("gc", e))?
+    .map_err(image_error)
+}

@@ -62,6 +62,9 @@ struct Cli {
     /// The default network's subnet (default 10.89.0.0/16).
     #[arg(long)]
     subnet: Option<String>,
+    /// Registry hosts configuration (mirrors, plain HTTP, auth): <dir>/<host>/hosts.json.
+    #[arg(long)]
+    registry_dir: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9323).
     #[arg(long)]
     metrics_address: Option<String>,
@@ -87,6 +90,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = cli.cni_conf_dir {
         cfg.cni_conf_dir = v;
+    }
+    if let Some(v) = cli.registry_dir {
+        cfg.registry_dir = v;
     }
     if cli.metrics_address.is_some() {
         cfg.metrics_address = cli.metrics_address;

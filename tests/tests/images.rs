@@ -203,7 +203,10 @@ fn docker_save_archive_imports_and_unpacks() {
     let other = TestImage::new(vec![Layer::gzip(&[Entry::file("x", b"x")])]);
     let layout = images::layout_files(&[(&img, Some("busybox:1.36")), (&other, Some("v1"))]);
     let named = import_archive(&w.store, &images::tar_of(&layout)[..]).unwrap();
-    assert_eq!(named[0].name.as_deref(), Some("docker.io/library/busybox:1.36"));
+    assert_eq!(
+        named[0].name.as_deref(),
+        Some("docker.io/library/busybox:1.36")
+    );
     assert_eq!(named[1].name, None);
     // Same layers as the OCI import: the same chain ID.
     assert_eq!(
@@ -242,7 +245,10 @@ fn commit_diff_and_new_image() {
     drop(guard);
     let usage = w.snaps.usage("work").unwrap();
     assert!(usage.inodes >= 6 && usage.bytes > 0, "{usage:?}");
-    assert!(w.snaps.disk_usage().bytes > usage.bytes + 1_000_000, "busybox is in there");
+    assert!(
+        w.snaps.disk_usage().bytes > usage.bytes + 1_000_000,
+        "busybox is in there"
+    );
     assert!(w.store.disk_usage().unwrap() > 500_000);
 
     let changes = w.snaps.diff("work").unwrap();

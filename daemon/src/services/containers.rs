@@ -104,7 +104,11 @@ fn label_matches(labels: &HashMap<String, String>, filter: &str) -> bool {
     }
 }
 
-pub async fn create(d: &Daemon, ns: &str, r: CreateContainerRequest) -> ApiResult<Container> {
+pub async fn create(
+    d: &std::sync::Arc<Daemon>,
+    ns: &str,
+    r: CreateContainerRequest,
+) -> ApiResult<Container> {
     let id = if r.id.is_empty() {
         ids::generate()
     } else {
@@ -115,15 +119,20 @@ pub async fn create(d: &Daemon, ns: &str, r: CreateContainerRequest) -> ApiResul
         ids::validate("container name", &r.name)?;
     }
     let mut opts = r.options.unwrap_or_default();
-    let (image, image_digest, image_cfg) = if opts.rootfs.is_empty() {
-        crate::images::resolve(d, ns, &r.image)?
+    let (image, image_digest, image_cfg, chain_id) = if opts.rootfs.is_empty() {
+        crate::images::resolve(d, ns, &r.image).await?
     } else {
         if !std::path::Path::new(&opts.rootfs).is_absolute() {
             return Err(ApiError::InvalidArgument(
                 "--rootfs must be an absolute path".into(),
             ));
         }
-        (String::new(), String::new(), spec::ImageConfig::default())
+        (
+            String::new(),
+            String::new(),
+            spec::ImageConfig::default(),
+            String::new(),
+        )
     };
     if opts.user.is_empty() {
         opts.user = image_cfg.user.clone();
@@ -136,6 +145,11 @@ pub async fn create(d: &Daemon, ns: &str, r: CreateContainerRequest) -> ApiResul
         cgroup_v2: d.cgroup_v2,
         cgroup_root: &d.cfg.cgroup_root,
     })?;
+    let snapshot_key = if chain_id.is_empty() {
+        String::new()
+    } else {
+        crate::images::snapshot_key(ns, &id)
+    };
     let c = Container {
         id: id.clone(),
         name: r.name,
@@ -144,11 +158,17 @@ pub async fn create(d: &Daemon, ns: &str, r: CreateContainerRequest) -> ApiResul
         options: Some(opts),
         spec_json: serde_json::to_vec(&spec)
             .map_err(|e| ApiError::internal("encoding the spec", e))?,
-        snapshot_key: String::new(),
+        snapshot_key: snapshot_key.clone(),
         created_at_ns: now_ns(),
         image_digest,
     };
-    d.store.create_container(ns, &c)?;
+    if !snapshot_key.is_empty() {
+        crate::images::prepare(d, &snapshot_key, &chain_id)?;
+    }
+    if let Err(e) = d.store.create_container(ns, &c) {
+        crate::images::release(d, ns, &c);
+        return Err(e.into());
+    }
     d.bus
         .publish(ns, "/containers/create", &id, &[("image", c.image.clone())]);
     Ok(c)
