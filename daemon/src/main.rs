@@ -1,5 +1,130 @@
-//! berthd: Berth's daemon. The API, metadata store and shim manager arrive with the daemon issue.
+//! berthd: Berth's daemon. Serves berth.v1 (and the gRPC health service) on a unix socket,
+//! keeps metadata in sled, and starts one berth-shim per task. Containers outlive it.
+
+mod bundle;
+mod config;
+mod daemon;
+mod error;
+mod events;
+mod ids;
+mod images;
+mod listener;
+mod logs;
+mod services;
+mod shims;
+mod spec;
+mod store;
+mod tasks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_proto::v1::{
+    containers_server::ContainersServer, events_server::EventsServer,
+    namespaces_server::NamespacesServer, tasks_server::TasksServer, version_server::VersionServer,
+};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "berthd", version, about = "Berth's container daemon")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "BERTHD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Persistent data: metadata, images, logs (default /var/lib/berth).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Runtime state: sockets and task bundles (default /run/berth).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The API socket (default /run/berth/berth.sock).
+    #[arg(long)]
+    address: Option<PathBuf>,
+    /// error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// A group allowed to use the socket besides root.
+    #[arg(long)]
+    group: Option<String>,
+    /// Parent cgroup of every container (default /berth).
+    #[arg(long)]
+    cgroup_root: Option<String>,
+}
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("berthd is not built yet: use berth-oci to run OCI bundles")
+    let cli = Cli::parse();
+    let mut cfg = config::Config::load(cli.config.as_deref())?;
+    if let Some(v) = cli.root {
+        cfg.root = v;
+    }
+    if let Some(v) = cli.state {
+        cfg.state = v;
+    }
+    if let Some(v) = cli.address {
+        cfg.address = v;
+    }
+    if let Some(v) = cli.log_level {
+        cfg.log_level = v;
+    }
+    if let Some(v) = cli.cgroup_root {
+        cfg.cgroup_root = v;
+    }
+    if cli.group.is_some() {
+        cfg.group = cli.group;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cfg))
+}
+
+async fn run(cfg: config::Config) -> anyhow::Result<()> {
+    let _lock = listener::lock_root(&cfg.root)?;
+    std::fs::create_dir_all(&cfg.state)
+        .with_context(|| format!("creating {}", cfg.state.display()))?;
+    let store = store::Store::open(&cfg.root.join("meta")).context("opening the metadata store")?;
+    let listener = listener::bind(&cfg.address, cfg.group.as_deref())?;
+    let d = Arc::new(daemon::Daemon::new(cfg.clone(), store));
+    d.bundles.sweep();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ContainersServer<services::containers::ContainersService>>()
+        .await;
+    tracing::info!(address = %cfg.address.display(), root = %cfg.root.display(), "berthd serving");
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        tracing::info!("shutting down; containers keep running");
+    };
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(ContainersServer::new(
+            services::containers::ContainersService(d.clone()),
+        ))
+        .add_service(TasksServer::new(services::tasks::TasksService(d.clone())))
+        .add_service(EventsServer::new(services::events::EventsService(
+            d.clone(),
+        )))
+        .add_service(NamespacesServer::new(
+            services::namespaces::NamespacesService(d.clone()),
+        ))
+        .add_service(VersionServer::new(services::version::VersionService(
+            d.clone(),
+        )))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    let _ = std::fs::remove_file(&cfg.address);
+    d.store.flush()?;
+    Ok(())
 }

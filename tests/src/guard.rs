@@ -9,7 +9,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_runtime::{Container, CreateOptions, DeleteOutcome, Runtime, Stdio};
 use nix::sys::signal::Signal;
@@ -149,10 +149,18 @@ impl ContainerGuard {
         let Ok(container) = self.runtime.load(&self.id) else {
             return;
         };
-        let pid = container.pid();
+        let init = container.pid();
         let _ = container.kill(Signal::SIGKILL, true);
-        if let Some(pid) = pid {
-            let _ = reaper::wait_exit(pid, Duration::from_secs(10));
+        // A dying pid-namespace init waits until every other process of its namespace is
+        // reaped, and processes orphaned by a `berth-oci exec -d` are our zombies (subreaper):
+        // reap those, then the init.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(pid) = init {
+            reaper::reap_container_zombies();
+            if reaper::try_reap(pid).is_some() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         if let Err(err) = container.delete(true) {
             eprintln!("guard: force delete of {} failed: {err}", self.id);

@@ -7,6 +7,7 @@
 
 pub mod bin;
 pub mod bundle;
+pub mod daemon;
 pub mod guard;
 pub mod output;
 pub mod reaper;

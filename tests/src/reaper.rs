@@ -92,6 +92,42 @@ pub fn try_reap(pid: i32) -> Option<Exit> {
     Some(exit)
 }
 
+/// Reaps every zombie child of ours that lived in a child pid namespace, i.e. a container
+/// process (an init, or one orphaned by a `berth-oci exec -d` and reparented to us). Their
+/// statuses go into the table, so a test waiting for one of them still gets it. The runtime's
+/// own helper processes live in our pid namespace and are left alone.
+pub fn reap_container_zombies() {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let zombie = field("State:").starts_with('Z');
+        let ours = field("PPid:") == me;
+        let nested = field("NSpid:").split_whitespace().count() > 1;
+        if zombie && ours && nested {
+            let _ = try_reap(pid);
+        }
+    }
+}
+
 /// Whether `pid` exists and is not a zombie.
 pub fn is_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

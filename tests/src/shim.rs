@@ -92,6 +92,20 @@ impl Drop for ShimGuard {
                 let _ = reaper::wait_exit(pid, Duration::from_secs(5));
             }
         }
+        // Whatever a failed test left (a container that never got recorded): empty the cgroups
+        // of anything still in them and remove them.
+        for dir in cgroup_dirs(&self.id) {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = reaper::wait_exit(pid, Duration::from_secs(5));
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
         let left = cgroup_dirs(&self.id);
         if !std::thread::panicking() {
             assert!(left.is_empty(), "cgroups left behind: {left:?}");

@@ -27,6 +27,8 @@ fn rootfs_has_busybox_and_applets() {
 }
 
 #[test]
+// The reaper, not std, waits for these children.
+#[allow(clippy::zombie_processes)]
 fn reaper_records_exit_codes_and_signals() {
     let child = Command::new("/bin/sh")
         .args(["-c", "exit 3"])

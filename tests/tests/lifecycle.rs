@@ -99,7 +99,7 @@ fn unknown_container_is_not_found() {
 fn init_is_pid_1_and_ps_shows_only_the_container() {
     let guard = ContainerGuard::new();
     let spec = guard
-        .spec(&["sh", "-c", "echo pid=$$; ps -o pid,comm"])
+        .spec(&["sh", "-c", "echo pid=$$; ps -o pid,comm; true"])
         .build();
     let result = guard.run(&spec);
     assert_eq!(result.exit, Exit::Code(0), "{}", result.output);
@@ -110,6 +110,7 @@ fn init_is_pid_1_and_ps_shows_only_the_container() {
         .skip_while(|l| !l.contains("PID"))
         .skip(1)
         .collect();
+    // `true` after ps keeps sh from exec'ing ps: exactly sh (1) and ps (2).
     assert_eq!(processes.len(), 2, "only sh and ps: {}", result.output);
     for line in processes {
         let pid: i32 = line.split_whitespace().next().unwrap().parse().unwrap();

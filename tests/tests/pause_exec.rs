@@ -82,7 +82,7 @@ fn exec_joins_the_init_namespaces_and_cgroup() {
             "sh",
             "-c",
             "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup; echo ---; \
-             readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/net; hostname",
+             for ns in pid mnt net; do readlink /proc/self/ns/$ns; done; hostname",
         ]
         .map(String::from)
         .to_vec(),

@@ -16,7 +16,7 @@ pub struct Args {
 
 pub fn run(runtime: &Runtime, args: Args) -> anyhow::Result<()> {
     let containers = runtime.list()?;
-    let docs: Vec<StateDoc> = containers.iter().map(|c| StateDoc::of(c)).collect();
+    let docs: Vec<StateDoc> = containers.iter().map(StateDoc::of).collect();
     if args.quiet {
         for doc in &docs {
             println!("{}", doc.id);

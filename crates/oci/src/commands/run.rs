@@ -44,13 +44,13 @@ pub fn run(runtime: &Runtime, mut args: Args) -> anyhow::Result<ExitCode> {
 
     let container = create::create(runtime, &args.id, args.flags)?;
     if args.detach {
-        return start_or_cleanup(&container).map(|()| ExitCode::SUCCESS);
+        return start_or_delete(container).map(|_| ExitCode::SUCCESS);
     }
     let pid = container
         .pid()
         .context("the created container has no init process")?;
     signals::forward_to(pid)?;
-    start_or_cleanup(&container)?;
+    let container = start_or_delete(container)?;
     let code = process_wait::wait_exit_code(pid)?;
     if let Some(proxy) = proxy.take() {
         proxy.finish();
@@ -64,15 +64,14 @@ pub fn run(runtime: &Runtime, mut args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-fn start_or_cleanup(container: &Container) -> anyhow::Result<()> {
-    if let Err(err) = container.start() {
-        let _ = runtime_cleanup(container);
-        return Err(err).with_context(|| format!("starting container {:?}", container.id()));
+/// Starts `container`; if that fails, removes it again (killing its init) and fails.
+fn start_or_delete(container: Container) -> anyhow::Result<Container> {
+    match container.start() {
+        Ok(()) => Ok(container),
+        Err(err) => {
+            let id = container.id().to_string();
+            let _ = container.delete(true);
+            Err(err).with_context(|| format!("starting container {id:?}"))
+        }
     }
-    Ok(())
-}
-
-fn runtime_cleanup(container: &Container) -> anyhow::Result<()> {
-    container.kill(nix::sys::signal::Signal::SIGKILL, true)?;
-    Ok(())
 }

@@ -5,6 +5,7 @@ pub(crate) mod caps;
 mod channel;
 mod command;
 mod fds;
+mod init_reaper;
 pub(crate) mod namespaces;
 mod oom;
 pub(crate) mod rlimits;

@@ -16,7 +16,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use super::channel::{Channel, Message};
 use super::spawn::{ChildConfig, InitConfig, Kind};
-use super::{caps, fds, rlimits, sysctl, tty, user, ProcessError};
+use super::{caps, fds, init_reaper, rlimits, sysctl, tty, user, ProcessError};
 use crate::rootfs;
 
 pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<Infallible, ProcessError> {
@@ -74,6 +74,17 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<Infallible
         }
     }
     fds::prepare_for_exec(cfg.preserve_fds)?;
+    if let Kind::Init(init) = &cfg.kind {
+        let wants_init = init
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(init_reaper::ANNOTATION))
+            .is_some_and(|v| v == "true");
+        if wants_init {
+            init_reaper::fork_and_reap()?;
+        }
+    }
     Err(exec(cfg, &path))
 }
 

@@ -1,0 +1,95 @@
+//! The shim manager: starts a shim per task (`berth-shim start` handshake), stores its
+//! bootstrap answer in the bundle, and keeps one client per live shim.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_proto::shim::v1::shim_client::ShimClient;
+use berth_proto::shim::Bootstrap;
+use tonic::transport::Channel;
+
+use crate::error::ApiError;
+
+pub type Client = ShimClient<Channel>;
+
+pub struct Shims {
+    binary: PathBuf,
+    socket_dir: PathBuf,
+    clients: Mutex<HashMap<(String, String), Client>>,
+}
+
+impl Shims {
+    pub fn new(binary: PathBuf, socket_dir: PathBuf) -> Shims {
+        Shims {
+            binary,
+            socket_dir,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts (or finds) the shim of a task and connects to it.
+    pub async fn start(&self, ns: &str, id: &str, bundle: &Path) -> Result<Client, ApiError> {
+        let out = tokio::process::Command::new(&self.binary)
+            .args(["start", "--namespace", ns, "--id", id, "--bundle"])
+            .arg(bundle)
+            .arg("--socket-dir")
+            .arg(&self.socket_dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| ApiError::internal(&format!("running {}", self.binary.display()), e))?;
+        if !out.status.success() {
+            return Err(ApiError::Internal(format!(
+                "starting the shim failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let boot: Bootstrap = serde_json::from_slice(&out.stdout)
+            .map_err(|e| ApiError::internal("the shim's bootstrap answer", e))?;
+        boot.store(bundle)
+            .map_err(|e| ApiError::internal("storing bootstrap.json", e))?;
+        self.connect(ns, id, &boot).await
+    }
+
+    /// The client of a task's shim: cached, or from the bundle's bootstrap.json.
+    pub async fn client(&self, ns: &str, id: &str, bundle: &Path) -> Result<Client, ApiError> {
+        if let Some(c) = self.cached(ns, id) {
+            return Ok(c);
+        }
+        let boot = Bootstrap::load(bundle)
+            .map_err(|_| ApiError::NotFound(format!("container {id:?} has no task")))?;
+        self.connect(ns, id, &boot).await
+    }
+
+    pub fn forget(&self, ns: &str, id: &str) {
+        if let Ok(mut m) = self.clients.lock() {
+            m.remove(&(ns.to_string(), id.to_string()));
+        }
+    }
+
+    fn cached(&self, ns: &str, id: &str) -> Option<Client> {
+        self.clients
+            .lock()
+            .ok()?
+            .get(&(ns.to_string(), id.to_string()))
+            .cloned()
+    }
+
+    async fn connect(&self, ns: &str, id: &str, boot: &Bootstrap) -> Result<Client, ApiError> {
+        if boot.version != berth_proto::shim::v1::PROTOCOL_VERSION {
+            return Err(ApiError::FailedPrecondition(format!(
+                "the shim of {id:?} speaks protocol {}, this berthd speaks {}",
+                boot.version,
+                berth_proto::shim::v1::PROTOCOL_VERSION
+            )));
+        }
+        let client = berth_proto::shim::connect(&boot.address)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("connecting to the shim of {id:?}: {e}")))?;
+        if let Ok(mut m) = self.clients.lock() {
+            m.insert((ns.to_string(), id.to_string()), client.clone());
+        }
+        Ok(client)
+    }
+}
