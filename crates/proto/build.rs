@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "images",
         "events",
         "namespaces",
+        "networks",
         "version",
         "types",
     ]

@@ -3,8 +3,8 @@
 
 use berth_proto::v1::{
     containers_client::ContainersClient, events_client::EventsClient,
-    namespaces_client::NamespacesClient, tasks_client::TasksClient, version_client::VersionClient,
-    NAMESPACE_HEADER,
+    namespaces_client::NamespacesClient, networks_client::NetworksClient,
+    tasks_client::TasksClient, version_client::VersionClient, NAMESPACE_HEADER,
 };
 use hyper_util::rt::TokioIo;
 use tonic::metadata::AsciiMetadataValue;
@@ -31,6 +31,7 @@ pub struct Clients {
     pub events: EventsClient<Svc>,
     pub namespaces: NamespacesClient<Svc>,
     pub version: VersionClient<Svc>,
+    pub networks: NetworksClient<Svc>,
 }
 
 pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> {
@@ -60,6 +61,7 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> 
         tasks: TasksClient::with_interceptor(channel.clone(), ns.clone()),
         events: EventsClient::with_interceptor(channel.clone(), ns.clone()),
         namespaces: NamespacesClient::with_interceptor(channel.clone(), ns.clone()),
-        version: VersionClient::with_interceptor(channel, ns),
+        version: VersionClient::with_interceptor(channel.clone(), ns.clone()),
+        networks: NetworksClient::with_interceptor(channel, ns),
     })
 }

@@ -77,6 +77,9 @@ enum Command {
     /// Manage namespaces.
     #[command(subcommand)]
     Namespaces(cmd::system::NamespacesCmd),
+    /// CNI networks.
+    #[command(subcommand)]
+    Network(cmd::system::NetworkCmd),
     /// Client and daemon versions.
     Version(cmd::system::FormatArg),
     /// Daemon and host facts.
@@ -132,6 +135,7 @@ async fn dispatch(cli: Cli) -> i32 {
             Command::Top(a) => cmd::tasks::top(c, a).await,
             Command::Events(a) => cmd::system::events(c, a).await,
             Command::Namespaces(a) => cmd::system::namespaces(c, a).await,
+            Command::Network(a) => cmd::system::network(c, a).await,
             Command::Version(a) => cmd::system::version(c, a).await,
             Command::Info(a) => cmd::system::info(c, a).await,
             Command::Completions { .. } => Ok(0),

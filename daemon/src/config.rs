@@ -9,6 +9,10 @@
 //! shim = "/usr/local/bin/berth-shim"  # default: next to berthd
 //! metrics_address = "127.0.0.1:9323"  # Prometheus /metrics; off when absent
 //! cgroup_root = "/berth"          # containers go to <cgroup_root>/<namespace>/<id>
+//! cni_conf_dir = "/etc/cni/net.d"
+//! cni_plugin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+//! bridge = "berth0"               # the default network, written when the conf dir has none
+//! subnet = "10.89.0.0/16"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +31,10 @@ pub struct Config {
     pub shim: Option<PathBuf>,
     pub metrics_address: Option<String>,
     pub cgroup_root: String,
+    pub cni_conf_dir: PathBuf,
+    pub cni_plugin_dirs: Vec<PathBuf>,
+    pub bridge: String,
+    pub subnet: String,
 }
 
 impl Default for Config {
@@ -40,6 +48,10 @@ impl Default for Config {
             shim: None,
             metrics_address: None,
             cgroup_root: "/berth".into(),
+            cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
+            cni_plugin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
+            bridge: "berth0".into(),
+            subnet: "10.89.0.0/16".into(),
         }
     }
 }

@@ -40,17 +40,20 @@ pub struct Daemon {
     pub bundles: Bundles,
     pub cgroup_v2: bool,
     pub task_locks: TaskLocks,
+    pub network: berth_network::Network,
 }
 
 pub type Shared = Arc<Daemon>;
 
 impl Daemon {
-    pub fn new(cfg: Config, store: Store) -> Daemon {
+    pub fn new(cfg: Config, store: Store) -> anyhow::Result<Daemon> {
         let cgroup_v2 = matches!(
             berth_runtime::cgroups::host_version(),
             Ok(berth_runtime::cgroups::Version::V2)
         );
-        Daemon {
+        let network = crate::network::new(&cfg)?;
+        Ok(Daemon {
+            network,
             shims: Shims::new(cfg.shim_binary(), cfg.sockets_dir()),
             bundles: Bundles::new(cfg.tasks_dir()),
             cfg,
@@ -58,7 +61,7 @@ impl Daemon {
             bus: Bus::new(),
             cgroup_v2,
             task_locks: TaskLocks::default(),
-        }
+        })
     }
 
     /// Where a container's log file lives (kept until the container is removed).

@@ -10,6 +10,9 @@ mod ids;
 mod images;
 mod listener;
 mod logs;
+mod metrics;
+mod network;
+mod recover;
 mod services;
 mod shims;
 mod spec;
@@ -50,6 +53,18 @@ struct Cli {
     /// Parent cgroup of every container (default /berth).
     #[arg(long)]
     cgroup_root: Option<String>,
+    /// CNI network configuration directory (default /etc/cni/net.d).
+    #[arg(long)]
+    cni_conf_dir: Option<PathBuf>,
+    /// The default network's bridge (default berth0).
+    #[arg(long)]
+    bridge: Option<String>,
+    /// The default network's subnet (default 10.89.0.0/16).
+    #[arg(long)]
+    subnet: Option<String>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9323).
+    #[arg(long)]
+    metrics_address: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +84,18 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = cli.cgroup_root {
         cfg.cgroup_root = v;
+    }
+    if let Some(v) = cli.cni_conf_dir {
+        cfg.cni_conf_dir = v;
+    }
+    if cli.metrics_address.is_some() {
+        cfg.metrics_address = cli.metrics_address;
+    }
+    if let Some(v) = cli.bridge {
+        cfg.bridge = v;
+    }
+    if let Some(v) = cli.subnet {
+        cfg.subnet = v;
     }
     if cli.group.is_some() {
         cfg.group = cli.group;
@@ -90,8 +117,13 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", cfg.state.display()))?;
     let store = store::Store::open(&cfg.root.join("meta")).context("opening the metadata store")?;
     let listener = listener::bind(&cfg.address, cfg.group.as_deref())?;
-    let d = Arc::new(daemon::Daemon::new(cfg.clone(), store));
+    let d = Arc::new(daemon::Daemon::new(cfg.clone(), store)?);
     d.bundles.sweep();
+    network::startup(&d).await;
+    recover::run(&d).await;
+    if let Some(addr) = cfg.metrics_address.clone() {
+        metrics::serve(d.clone(), addr).await?;
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()
@@ -122,6 +154,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .add_service(VersionServer::new(services::version::VersionService(
             d.clone(),
         )))
+        .add_service(berth_proto::v1::networks_server::NetworksServer::new(
+            services::networks::NetworksService(d.clone()),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     let _ = std::fs::remove_file(&cfg.address);

@@ -33,6 +33,7 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
             opts.rootfs.clone().into()
         };
         finish_spec(d, ns, &mut spec, &rootfs, &opts).await?;
+        crate::network::setup(d, ns, &c.id, &opts, &mut spec, &bundle).await?;
         crate::bundle::write_spec(&bundle, &spec)?;
         let mut client = d.shims.start(ns, &c.id, &bundle).await?;
         // Subscribe before the process can exit, so no exit is missed.
@@ -67,6 +68,7 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
                 pid,
                 status: TaskStatus::Created as i32,
                 exit: None,
+                ip_address: crate::network::ip(d, ns, &c.id),
             })
         }
         Err(e) => {
@@ -76,6 +78,7 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
             d.shims.forget(ns, &c.id);
             let _ = d.bundles.remove(ns, &c.id);
             crate::images::unmount_rootfs(d, ns, c);
+            crate::network::teardown(d, ns, &c.id).await;
             Err(e)
         }
     }
@@ -152,7 +155,7 @@ async fn running_pid(d: &Daemon, ns: &str, c: &Container) -> ApiResult<u32> {
 }
 
 /// Relays a shim's events to the bus; removes an `--rm` container when its init exits.
-fn forward_events(
+pub fn forward_events(
     d: Arc<Daemon>,
     ns: String,
     id: String,
@@ -277,6 +280,7 @@ pub async fn remove_task(
         Err(_) => {
             // The shim is gone: clean up what it left (processes, cgroup, rootfs).
             cleanup_dead(d, ns, c, &bundle);
+            crate::network::teardown(d, ns, &c.id).await;
             return Ok(None);
         }
     };
@@ -285,6 +289,7 @@ pub async fn remove_task(
         Err(_) => {
             d.shims.forget(ns, &c.id);
             cleanup_dead(d, ns, c, &bundle);
+            crate::network::teardown(d, ns, &c.id).await;
             return Ok(None);
         }
     };
@@ -315,6 +320,7 @@ pub async fn remove_task(
             ) =>
         {
             cleanup_dead(d, ns, c, &bundle);
+            crate::network::teardown(d, ns, &c.id).await;
             return Ok(None);
         }
         Err(s) => return Err(s.into()),
@@ -328,6 +334,7 @@ pub async fn remove_task(
     d.shims.forget(ns, &c.id);
     d.bundles.remove(ns, &c.id)?;
     crate::images::unmount_rootfs(d, ns, c);
+    crate::network::teardown(d, ns, &c.id).await;
     Ok(Some(exit_info(exit)))
 }
 

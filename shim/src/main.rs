@@ -107,6 +107,9 @@ fn start(
     Ok(())
 }
 
+/// How long in-flight calls may take to finish once the shim shuts down.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The shim proper, in the detached child.
 fn serve(
     id: &str,
@@ -150,10 +153,28 @@ fn serve(
         nix::unistd::write(&ready, b"1")?;
         drop(ready);
         tracing::info!(id, "shim serving");
-        tonic::transport::Server::builder()
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.notified().await;
+            let _ = stop_tx.send(true);
+        });
+        let mut graceful = stop_rx.clone();
+        let server = tonic::transport::Server::builder()
             .add_service(ShimServer::new(service::ShimService { task: task.clone() }))
-            .serve_with_incoming_shutdown(incoming, async move { shutdown.notified().await })
-            .await?;
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = graceful.wait_for(|stop| *stop).await;
+            });
+        let mut deadline = stop_rx;
+        // In-flight answers get a moment to go out; a client that keeps a stream open does
+        // not keep the shim alive.
+        let forced = async move {
+            let _ = deadline.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            r = server => r?,
+            () = forced => tracing::warn!("calls still open at shutdown; exiting anyway"),
+        }
         let _ = std::fs::remove_file(&socket);
         tracing::info!("shim exiting");
         Ok(())

@@ -236,6 +236,8 @@ impl Task {
         status.oom_killed |= outcome.oom_killed;
         let pid = init.pid;
         self.publish(event::Kind::Deleted, "", pid, Some(status));
+        // End the event streams (subscribers get what was queued first), then stop.
+        self.events = broadcast::channel(1).0;
         self.shutdown.notify_one();
         Ok(status)
     }

@@ -15,11 +15,20 @@ pub struct DaemonGuard {
     pub cgroup_root: String,
     /// A busybox rootfs for `--rootfs` runs.
     pub rootfs: PathBuf,
+    /// The default network's bridge and subnet, unique to this daemon.
+    pub bridge: String,
+    pub subnet: String,
+    /// More berthd flags.
+    pub extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl DaemonGuard {
     pub fn start() -> DaemonGuard {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> DaemonGuard {
         reaper::init();
         let dir = tempfile::Builder::new()
             .prefix("berthd-test-")
@@ -27,11 +36,18 @@ impl DaemonGuard {
             .expect("temp dir");
         let rootfs_dir = dir.path().join("rootfs");
         rootfs::populate(&rootfs_dir).expect("rootfs");
+        let uid = unique_id();
+        let n: u32 = uid
+            .bytes()
+            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
         let mut d = DaemonGuard {
             socket: dir.path().join("berth.sock"),
-            cgroup_root: format!("/berth-test-{}", unique_id()),
+            cgroup_root: format!("/berth-test-{uid}"),
+            bridge: format!("bd{}x{}", std::process::id() % 10000, n % 1000),
+            subnet: format!("10.{}.{}.0/24", 202 + n % 40, (n / 40) % 250),
             rootfs: rootfs_dir,
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         d.spawn();
@@ -62,6 +78,13 @@ impl DaemonGuard {
             .arg(&self.socket)
             .arg("--cgroup-root")
             .arg(&self.cgroup_root)
+            .arg("--cni-conf-dir")
+            .arg(self.dir.path().join("cni"))
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .arg("--subnet")
+            .arg(&self.subnet)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -189,6 +212,10 @@ impl Drop for DaemonGuard {
         };
         // <hierarchy>/<root>/<ns> is a parent; <hierarchy>/<root>/<ns>/<id> a container.
         let left: Vec<_> = dirs.into_iter().filter(|d| parent_depth(d) >= 4).collect();
+        // The default network's bridge outlives its containers (like docker0); remove it.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
         let mounts = crate::guard::mounts_under(self.dir.path());
         for m in &mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);

@@ -9,6 +9,8 @@ pub mod bin;
 pub mod bundle;
 pub mod daemon;
 pub mod guard;
+pub mod images;
+pub mod images_registry;
 pub mod output;
 pub mod reaper;
 pub mod rootfs;

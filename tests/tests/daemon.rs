@@ -334,3 +334,80 @@ fn kill_9_during_creates_and_deletes_leaves_a_consistent_store() {
     }
     assert_eq!(text(&d.run(&["ps", "-aq"])), "");
 }
+
+#[test]
+fn containers_survive_daemon_restarts_and_exits_while_down_are_reported() {
+    let mut d = DaemonGuard::start();
+    let r = d.rootfs_arg();
+    ok(&d.run(&[
+        "run", "-d", "--name", "long", "--rootfs", &r, "sleep", "1000",
+    ]));
+    ok(&d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "--rootfs",
+        &r,
+        "sh",
+        "-c",
+        "sleep 1; exit 9",
+    ]));
+    d.stop(nix::sys::signal::Signal::SIGTERM);
+    d.spawn();
+    assert!(text(&d.run(&["ps"])).contains("long"));
+    let o = d.run(&["exec", "long", "echo", "still-here"]);
+    assert_eq!(text(&o), "still-here\n", "{}", err_text(&o));
+    d.stop(nix::sys::signal::Signal::SIGKILL);
+    // "short" exits while the daemon is down.
+    std::thread::sleep(Duration::from_millis(1500));
+    d.spawn();
+    let ps = text(&d.run(&["ps", "-a"]));
+    assert!(ps.contains("exited (9)"), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("long") && l.contains("running")),
+        "{ps}"
+    );
+    ok(&d.run(&["stop", "-t", "1", "long"]));
+}
+
+#[test]
+fn prometheus_metrics_show_running_containers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = DaemonGuard::start_with(&["--metrics-address", &addr]);
+    let r = d.rootfs_arg();
+    let o = d.run(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "sleep",
+        "30",
+    ]);
+    ok(&o);
+    let id = text(&o).trim().to_string();
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("berth_container_pids{") && l.contains(&id))
+        .unwrap_or_else(|| panic!("no pids gauge for {id}: {body}"));
+    assert!(line.ends_with(" 1"), "{line}");
+    assert!(body.contains("berthd_containers 1"));
+}

@@ -57,8 +57,8 @@ pub struct InspectArgs {
     containers: Vec<String>,
 }
 
-/// (status word, pid, exit code) of a container's task.
-pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32>) {
+/// (status word, pid, exit code, ip address) of a container's task.
+pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32>, String) {
     match c
         .tasks
         .clone()
@@ -77,9 +77,9 @@ pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32
                 TaskStatus::Stopped => "exited",
                 TaskStatus::Unknown => "unknown",
             };
-            (status.into(), t.pid, t.exit.map(|e| e.code))
+            (status.into(), t.pid, t.exit.map(|e| e.code), t.ip_address)
         }
-        Err(_) => ("created".into(), 0, None),
+        Err(_) => ("created".into(), 0, None, String::new()),
     }
 }
 
@@ -104,7 +104,7 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
     let mut rows = Vec::new();
     let mut docs = Vec::new();
     for ctr in &list {
-        let (status, pid, code) = status_of(&c, ctr).await;
+        let (status, pid, code, ip) = status_of(&c, ctr).await;
         let live = status == "running" || status == "paused";
         if !a.all && !live {
             continue;
@@ -132,10 +132,15 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
             format!("{:.30}", cmd),
             output::ago(ctr.created_at_ns),
             shown.clone(),
+            ctr.options
+                .as_ref()
+                .map(|o| o.publish.join(","))
+                .unwrap_or_default(),
             ctr.name.clone(),
         ]);
         docs.push(json!({"id": ctr.id, "name": ctr.name, "image": ctr.image, "status": status,
-            "pid": pid, "exit_code": code, "created_at_ns": ctr.created_at_ns, "labels": ctr.labels}));
+            "pid": pid, "exit_code": code, "ip": ip,
+            "ports": ctr.options.as_ref().map(|o| o.publish.clone()).unwrap_or_default(), "created_at_ns": ctr.created_at_ns, "labels": ctr.labels}));
     }
     if a.quiet {
         return Ok(0);
@@ -235,13 +240,14 @@ pub async fn inspect(c: Clients, a: InspectArgs) -> anyhow::Result<i32> {
             })
             .await?
             .into_inner();
-        let (status, pid, code) = status_of(&c, &ctr).await;
+        let (status, pid, code, ip) = status_of(&c, &ctr).await;
         let spec: serde_json::Value = serde_json::from_slice(&ctr.spec_json).unwrap_or_default();
         let o = ctr.options.clone().unwrap_or_default();
         docs.push(json!({
             "Id": ctr.id, "Name": ctr.name, "Image": ctr.image, "ImageDigest": ctr.image_digest,
             "Created": ctr.created_at_ns, "Labels": ctr.labels,
             "State": {"Status": status, "Pid": pid, "ExitCode": code},
+            "NetworkSettings": {"IPAddress": ip, "Ports": o.publish, "Mode": o.network},
             "Config": {"Args": o.args, "Env": o.env, "User": o.user, "WorkingDir": o.workdir, "Tty": o.tty},
             "HostConfig": {"Memory": o.memory, "Cpus": o.cpus, "PidsLimit": o.pids_limit,
                 "Privileged": o.privileged, "ReadOnly": o.read_only, "Network": o.network,

@@ -304,7 +304,9 @@ async fn create_container(
 }
 
 pub async fn run(c: Clients, a: RunArgs) -> anyhow::Result<i32> {
-    let id = create_container(&c, &a.create, a.rm).await?;
+    // Detached, the daemon removes an --rm container when it exits; in the foreground we do,
+    // after we have its exit code (the daemon would race our Wait).
+    let id = create_container(&c, &a.create, a.rm && a.detach).await?;
     if a.detach {
         c.tasks
             .clone()
@@ -328,7 +330,6 @@ pub async fn run(c: Clients, a: RunArgs) -> anyhow::Result<i32> {
     )
     .await?;
     if a.rm {
-        // The daemon removes --rm containers itself; this only covers a race with it.
         let _ = c
             .containers
             .clone()

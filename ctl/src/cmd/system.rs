@@ -131,3 +131,49 @@ pub async fn info(c: Clients, a: FormatArg) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+#[derive(clap::Subcommand)]
+pub enum NetworkCmd {
+    /// List networks.
+    Ls {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+pub async fn network(c: Clients, a: NetworkCmd) -> anyhow::Result<i32> {
+    let NetworkCmd::Ls { format } = a;
+    let list = c
+        .networks
+        .clone()
+        .list(Empty {})
+        .await?
+        .into_inner()
+        .networks;
+    match format {
+        Format::Json => output::json(
+            &list
+                .iter()
+                .map(|n| {
+                    json!({"name": n.name, "bridge": n.bridge, "subnets": n.subnets,
+                    "plugins": n.plugins, "cni_version": n.cni_version, "file": n.file})
+                })
+                .collect::<Vec<_>>(),
+        )?,
+        Format::Table => {
+            let rows: Vec<_> = list
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.bridge.clone(),
+                        n.subnets.join(","),
+                        n.plugins.join(","),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "BRIDGE", "SUBNETS", "PLUGINS"], &rows);
+        }
+    }
+    Ok(0)
+}

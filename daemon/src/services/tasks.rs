@@ -38,7 +38,9 @@ async fn target(
 async fn get_task(d: &Daemon, ns: &str, id: &str, exec_id: String) -> ApiResult<Task> {
     let (c, mut client) = target(d, ns, id).await?;
     let st = client.state(proc_req(exec_id.clone())).await?.into_inner();
+    let ip_address = crate::network::ip(d, ns, &c.id);
     Ok(Task {
+        ip_address,
         container_id: c.id,
         exec_id,
         pid: st.pid,

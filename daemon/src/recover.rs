@@ -1,0 +1,99 @@
+//! Start-up recovery: reconnect to every shim found in the state dir (in parallel, within one
+//! time budget), resume relaying its events, report exits that happened while the daemon was
+//! away, and clean up tasks whose container record or shim is gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::shim::v1 as shim;
+
+use crate::daemon::Daemon;
+
+/// How long recovery may take in all before the daemon serves anyway.
+const BUDGET: Duration = Duration::from_secs(5);
+
+pub async fn run(d: &Arc<Daemon>) {
+    let mut jobs = tokio::task::JoinSet::new();
+    let tasks_dir = d.cfg.tasks_dir();
+    for ns in std::fs::read_dir(&tasks_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let ns_name = ns.file_name().to_string_lossy().into_owned();
+        for t in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            let id = t.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue;
+            }
+            let (d, ns_name) = (d.clone(), ns_name.clone());
+            jobs.spawn(async move { recover_one(&d, &ns_name, &id).await });
+        }
+    }
+    let all = async { while jobs.join_next().await.is_some() {} };
+    if tokio::time::timeout(BUDGET, all).await.is_err() {
+        tracing::warn!("task recovery did not finish within {BUDGET:?}; serving anyway");
+    }
+}
+
+async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
+    let record = d.store.container(ns, id).ok().flatten();
+    let bundle = d.bundles.path(ns, id);
+    let Some(c) = record else {
+        tracing::warn!(ns, id, "a task without a container record: removing it");
+        let stub = berth_proto::v1::Container {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        let _ = crate::tasks::remove_task(d, ns, &stub, true).await;
+        return;
+    };
+    let mut client = match d.shims.client(ns, id, &bundle).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(ns, id, "the shim is gone ({e}); cleaning up its task");
+            report_exit_file(d, ns, id, &bundle);
+            let _ = crate::tasks::remove_task(d, ns, &c, true).await;
+            return;
+        }
+    };
+    let events = match client.events(shim::Empty {}).await {
+        Ok(e) => e.into_inner(),
+        Err(e) => {
+            tracing::warn!(ns, id, "subscribing to the shim's events: {e}");
+            return;
+        }
+    };
+    let auto_remove = c.options.as_ref().is_some_and(|o| o.auto_remove);
+    crate::tasks::forward_events(
+        d.clone(),
+        ns.to_string(),
+        id.to_string(),
+        auto_remove,
+        events,
+    );
+    // An exit while we were away: report it now (and honour --rm).
+    if let Ok(st) = client.state(shim::ProcessRequest::default()).await {
+        let st = st.into_inner();
+        if st.status == shim::Status::Stopped as i32 {
+            let code = st.exit.map(|e| e.code).unwrap_or(-1);
+            d.bus
+                .publish(ns, "/tasks/exit", id, &[("exit_code", code.to_string())]);
+            if auto_remove {
+                let _ = crate::services::containers::remove(d, ns, &c, true).await;
+            }
+        }
+    }
+    tracing::info!(ns, id, "reconnected to the shim");
+}
+
+/// The exit file a dead shim left, reported as the task's exit.
+fn report_exit_file(d: &Daemon, ns: &str, id: &str, bundle: &std::path::Path) {
+    let code = std::fs::read(bundle.join("exit"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["code"].as_i64())
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    d.bus.publish(ns, "/tasks/exit", id, &[("exit_code", code)]);
+}

@@ -1,0 +1,114 @@
+//! The runtime's own binary and processes, as seen from outside the container:
+//! CVE-2019-5736 (overwriting the runtime through /proc/<pid>/exe) and non-dumpable setup.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::{bin, reaper, Capture, ContainerGuard};
+
+/// A running `berth-oci run` (foreground, waiting for its container): its /proc/<pid>/exe is a
+/// read-only detached mount of the binary, so it cannot be opened for writing.
+#[test]
+fn the_runtime_binary_cannot_be_opened_for_writing_through_proc_exe() {
+    let guard = ContainerGuard::new();
+    let spec = guard.spec(&["sleep", "5"]).build();
+    spec.save(guard.bundle().join("config.json")).unwrap();
+    let before = std::fs::read(bin::berth_oci()).unwrap();
+    let mut child = Command::new(bin::berth_oci())
+        .arg("--root")
+        .arg(guard.state_root())
+        .args(["run", "--bundle"])
+        .arg(guard.bundle())
+        .arg(guard.id())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while guard.runtime().load(guard.id()).is_err() {
+        assert!(Instant::now() < deadline, "container never created");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let exe = format!("/proc/{}/exe", child.id());
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&exe)
+        .expect_err("the runtime's exe must not open for writing");
+    // ETXTBSY while it runs; the read-only mount (checked below) holds even when it would not.
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
+        "{err}"
+    );
+    let vfs = nix::sys::statvfs::statvfs(exe.as_str()).unwrap();
+    assert!(
+        vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "the runtime runs from a writable mount of its binary"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert_eq!(std::fs::read(bin::berth_oci()).unwrap(), before);
+}
+
+/// Until exec, the container's init is not dumpable: a process without CAP_SYS_PTRACE (even
+/// root) cannot look at its /proc/<pid>/exe; after start (exec) it can.
+#[test]
+fn the_init_is_not_dumpable_until_exec() {
+    let guard = ContainerGuard::new();
+    let capture = Capture::new();
+    let spec = guard.spec(&["sleep", "5"]).build();
+    let container = guard.create(&spec, capture.stdio()).unwrap();
+    let pid = container.pid().unwrap();
+    assert_eq!(
+        readlink_without_ptrace(pid),
+        Some(libc::EACCES),
+        "created init is dumpable"
+    );
+    container.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while readlink_without_ptrace(pid).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the exec'd process stays non-dumpable"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    container
+        .kill(nix::sys::signal::Signal::SIGKILL, false)
+        .unwrap();
+    reaper::wait_exit(pid, Duration::from_secs(10));
+    container.delete(true).unwrap();
+}
+
+/// readlink(/proc/<pid>/exe) from a forked child that dropped CAP_SYS_PTRACE: the errno, or
+/// None when it worked.
+fn readlink_without_ptrace(pid: i32) -> Option<i32> {
+    // SAFETY: the child only makes syscalls and exits.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
+                if caps::drop(None, set, caps::Capability::CAP_SYS_PTRACE).is_err() {
+                    // SAFETY: leave the forked test process at once.
+                    unsafe { libc::_exit(99) }
+                }
+            }
+            let code = match std::fs::read_link(format!("/proc/{pid}/exe")) {
+                Ok(_) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(1),
+            };
+            // SAFETY: leave the forked test process at once.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            match nix::sys::wait::waitpid(child, None).unwrap() {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => None,
+                nix::sys::wait::WaitStatus::Exited(_, e) => Some(e),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
