@@ -230,11 +230,9 @@ fn io_max_is_written_and_throttles_reads() {
     assert!(stats.io.read_ops >= 12, "{:?}", stats.io);
 }
 
-/// Ignored until the runtime writes per-device weights where the kernel takes them: without BFQ
-/// and without io.cost enabled on the device, `MAJ:MIN W` in `io.weight` fails with EOPNOTSUPP
-/// and the create fails (see docs/cgroup-v2-lane.md, "Known v2 bugs").
+/// A per-device weight where the device has neither BFQ nor io.cost: the create succeeds
+/// (the weight is skipped, like runc), it used to fail with EOPNOTSUPP.
 #[test]
-#[ignore = "runtime bug: per-device io weight fails with EOPNOTSUPP without BFQ or io.cost"]
 fn io_weight_per_device_is_accepted() {
     if !v2() {
         return;

@@ -295,9 +295,11 @@ fn cgroup_of_the_container_is_its_own() {
     container.start().unwrap();
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let expected = bundle::cgroups_path(guard.id());
-    let memory = cgroups
+    // v1: the memory hierarchy's line; v2: the only line, `0::<path>`.
+    let line = cgroups
         .lines()
         .find(|l| l.split(':').nth(1) == Some("memory"))
-        .unwrap_or_else(|| panic!("no memory line in {cgroups}"));
-    assert!(memory.ends_with(&expected), "{memory} vs {expected}");
+        .or_else(|| cgroups.lines().find(|l| l.starts_with("0::")))
+        .unwrap_or_else(|| panic!("no memory or unified line in {cgroups}"));
+    assert!(line.ends_with(&expected), "{line} vs {expected}");
 }

@@ -37,14 +37,30 @@ pub(super) fn apply(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     }
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
-            let line = format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(w));
-            fs::write(dir, "io.weight", &line)?;
+            apply_device_weight(dir, d.major(), d.minor(), w)?;
         }
     }
     for line in io_max_lines(b) {
         fs::write(dir, "io.max", &line)?;
     }
     Ok(())
+}
+
+/// A per-device weight: BFQ's `io.bfq.weight` takes the v1 range as is; `io.weight` only
+/// accepts device lines where io.cost is enabled. A device whose scheduler supports neither is
+/// skipped (EOPNOTSUPP), like runc does, instead of failing the whole container.
+fn apply_device_weight(dir: &Path, major: i64, minor: i64, w: u16) -> Result<(), CgroupError> {
+    if dir.join("io.bfq.weight").exists() {
+        return fs::write(dir, "io.bfq.weight", &format!("{major}:{minor} {w}"));
+    }
+    let line = format!("{major}:{minor} {}", blkio_to_io_weight(w));
+    match fs::write(dir, "io.weight", &line) {
+        Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            tracing::debug!(major, minor, "device weight not supported by the device's scheduler");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// The `io.max` lines, one per device in the order devices first appear.
