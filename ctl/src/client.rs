@@ -2,7 +2,7 @@
 //! namespace header.
 
 use berth_proto::v1::{
-    containers_client::ContainersClient, events_client::EventsClient,
+    containers_client::ContainersClient, events_client::EventsClient, images_client::ImagesClient,
     namespaces_client::NamespacesClient, networks_client::NetworksClient,
     tasks_client::TasksClient, version_client::VersionClient, NAMESPACE_HEADER,
 };
@@ -32,6 +32,7 @@ pub struct Clients {
     pub namespaces: NamespacesClient<Svc>,
     pub version: VersionClient<Svc>,
     pub networks: NetworksClient<Svc>,
+    pub images: ImagesClient<Svc>,
 }
 
 pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> {
@@ -62,6 +63,7 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> 
         events: EventsClient::with_interceptor(channel.clone(), ns.clone()),
         namespaces: NamespacesClient::with_interceptor(channel.clone(), ns.clone()),
         version: VersionClient::with_interceptor(channel.clone(), ns.clone()),
-        networks: NetworksClient::with_interceptor(channel, ns),
+        networks: NetworksClient::with_interceptor(channel.clone(), ns.clone()),
+        images: ImagesClient::with_interceptor(channel, ns),
     })
 }

@@ -72,6 +72,20 @@ enum Command {
     Stats(cmd::tasks::StatsArgs),
     /// Processes of a container.
     Top(cmd::tasks::TopArgs),
+    /// List images.
+    Images(cmd::images::ImagesArgs),
+    /// Pull an image from a registry.
+    Pull(cmd::images::PullArgs),
+    /// Import an OCI layout or `docker save` archive.
+    Import(cmd::images::ImportArgs),
+    /// Export images as an OCI layout archive.
+    Save(cmd::images::SaveArgs),
+    /// Remove images.
+    Rmi(cmd::images::RmiArgs),
+    /// Make an image of a container's changes.
+    Commit(cmd::images::CommitArgs),
+    /// Paths a container changed (A added, C changed, D deleted).
+    Diff(cmd::images::DiffArgs),
     /// Stream events.
     Events(cmd::system::EventsArgs),
     /// Manage namespaces.
@@ -133,6 +147,13 @@ async fn dispatch(cli: Cli) -> i32 {
             Command::Inspect(a) => cmd::containers::inspect(c, a).await,
             Command::Stats(a) => cmd::tasks::stats(c, a).await,
             Command::Top(a) => cmd::tasks::top(c, a).await,
+            Command::Images(a) => cmd::images::images(c, a).await,
+            Command::Pull(a) => cmd::images::pull(c, a).await,
+            Command::Import(a) => cmd::images::import(c, a).await,
+            Command::Save(a) => cmd::images::save(c, a).await,
+            Command::Rmi(a) => cmd::images::rmi(c, a).await,
+            Command::Commit(a) => cmd::images::commit(c, a).await,
+            Command::Diff(a) => cmd::images::diff(c, a).await,
             Command::Events(a) => cmd::system::events(c, a).await,
             Command::Namespaces(a) => cmd::system::namespaces(c, a).await,
             Command::Network(a) => cmd::system::network(c, a).await,

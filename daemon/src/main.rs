@@ -160,6 +160,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .add_service(VersionServer::new(services::version::VersionService(
             d.clone(),
         )))
+        .add_service(berth_proto::v1::images_server::ImagesServer::new(
+            services::images::ImagesService(d.clone()),
+        ))
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
         ))

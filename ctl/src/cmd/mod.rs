@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod exec;
+pub mod images;
 pub mod run;
 mod session;
 pub mod system;

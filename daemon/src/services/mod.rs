@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod events;
+pub mod images;
 pub mod namespaces;
 pub mod networks;
 mod task_io;

@@ -56,7 +56,11 @@ fn apply_device_weight(dir: &Path, major: i64, minor: i64, w: u16) -> Result<(),
     let line = format!("{major}:{minor} {}", blkio_to_io_weight(w));
     match fs::write(dir, "io.weight", &line) {
         Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-            tracing::debug!(major, minor, "device weight not supported by the device's scheduler");
+            tracing::debug!(
+                major,
+                minor,
+                "device weight not supported by the device's scheduler"
+            );
             Ok(())
         }
         other => other,
