@@ -7,7 +7,12 @@ use berth_tests::images::{busybox_image, busybox_image_gzip, layout_files, tar_o
 use berth_tests::images_registry::Registry;
 
 fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "berthctl failed: {}{}", text(o), err_text(o));
+    assert!(
+        o.status.success(),
+        "berthctl failed: {}{}",
+        text(o),
+        err_text(o)
+    );
 }
 
 /// Imports the 3-layer test image as `name`.
@@ -27,16 +32,44 @@ fn layers_apply_in_a_running_container_and_commit_diff_work() {
     let d = DaemonGuard::start();
     import_test_image(&d, "layered:1");
     let script = "cat /etc/old 2>/dev/null || echo gone; ls /opt/lower; stat -c %a /usr/bin/suid";
-    let o = d.run(&["run", "--rm", "--network", "none", "layered:1", "sh", "-c", script]);
+    let o = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "layered:1",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(text(&o), "gone\nc\n4755\n", "{}", err_text(&o));
 
-    ok(&d.run(&["run", "--name", "changer", "--network", "none", "layered:1", "sh", "-c", "echo hi > /new; rm /etc/passwd"]));
+    ok(&d.run(&[
+        "run",
+        "--name",
+        "changer",
+        "--network",
+        "none",
+        "layered:1",
+        "sh",
+        "-c",
+        "echo hi > /new; rm /etc/passwd",
+    ]));
     let diff = text(&d.run(&["diff", "changer"]));
     assert!(diff.lines().any(|l| l == "A /new"), "{diff}");
     assert!(diff.lines().any(|l| l == "D /etc/passwd"), "{diff}");
     ok(&d.run(&["commit", "changer", "committed:1"]));
     ok(&d.run(&["rm", "changer"]));
-    let o = d.run(&["run", "--rm", "--network", "none", "committed:1", "sh", "-c", "cat /new; cat /etc/passwd 2>/dev/null || echo nopasswd"]);
+    let o = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "committed:1",
+        "sh",
+        "-c",
+        "cat /new; cat /etc/passwd 2>/dev/null || echo nopasswd",
+    ]);
     assert_eq!(text(&o), "hi\nnopasswd\n", "{}", err_text(&o));
 }
 
@@ -49,11 +82,17 @@ fn save_and_import_keep_digests_and_gc_removes_unreferenced_blobs() {
     ok(&d.run(&["rmi", "roundtrip:1"]));
     // Nothing references the blobs any more: gc removed them.
     let blobs = d.root().join("content/blobs/sha256");
-    let left: Vec<_> = std::fs::read_dir(&blobs).map(|e| e.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|e| e.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "blobs left after rmi: {}", left.len());
     let o = d.run(&["import", saved.to_str().unwrap()]);
     ok(&o);
-    assert!(text(&o).contains("roundtrip:1") && text(&o).contains(&digest), "{}", text(&o));
+    assert!(
+        text(&o).contains("roundtrip:1") && text(&o).contains(&digest),
+        "{}",
+        text(&o)
+    );
     let images = text(&d.run(&["images", "--format", "json"]));
     let v: serde_json::Value = serde_json::from_str(&images).unwrap();
     assert_eq!(v[0]["digest"], digest.as_str());
@@ -78,18 +117,37 @@ fn pull_from_a_registry_and_through_a_mirror() {
     std::fs::create_dir_all(&mirror_dir).unwrap();
     std::fs::write(
         mirror_dir.join("hosts.json"),
-        format!("{{\"mirrors\": [\"http://{}\"], \"skip_upstream\": true}}", reg.addr),
+        format!(
+            "{{\"mirrors\": [\"http://{}\"], \"skip_upstream\": true}}",
+            reg.addr
+        ),
     )
     .unwrap();
     let d = DaemonGuard::start_with(&["--registry-dir", hosts.path().to_str().unwrap()]);
     let direct = format!("{}/library/bb:v1", reg.addr);
     let o = d.run(&["pull", &direct]);
     ok(&o);
-    let o = d.run(&["run", "--rm", "--network", "none", &direct, "cat", "/opt/lower/c"]);
+    let o = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &direct,
+        "cat",
+        "/opt/lower/c",
+    ]);
     assert_eq!(text(&o), "c\n", "{}", err_text(&o));
     let o = d.run(&["pull", "mirror.test/library/bb:v1"]);
     ok(&o);
-    let o = d.run(&["run", "--rm", "--network", "none", "mirror.test/library/bb:v1", "cat", "/opt/lower/c"]);
+    let o = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "mirror.test/library/bb:v1",
+        "cat",
+        "/opt/lower/c",
+    ]);
     ok(&o);
     let names = text(&d.run(&["images", "-q"]));
     assert!(names.contains("mirror.test/library/bb:v1"), "{names}");

@@ -154,6 +154,7 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
                 "COMMAND",
                 "CREATED",
                 "STATUS",
+                "PORTS",
                 "NAMES",
             ],
             &rows,
