@@ -210,6 +210,17 @@ impl Manager {
         }
     }
 
+    /// On v1, the files a single-threaded process writes `0` to in order to move itself in
+    /// (`<dir>/tasks` of every hierarchy). Moving oneself as a thread skips the global
+    /// threadgroup lock, whose RCU grace period makes `cgroup.procs` writes take milliseconds.
+    /// `None` on v2, where a process is moved with [`Manager::add_task`].
+    pub fn self_attach_files(&self) -> Option<Vec<PathBuf>> {
+        match &self.backend {
+            Backend::V1(_) => Some(self.dirs().into_iter().map(|d| d.join("tasks")).collect()),
+            Backend::V2(_) => None,
+        }
+    }
+
     /// Freezes every process in the cgroup; returns once the kernel reports it frozen.
     pub fn freeze(&self) -> Result<(), CgroupError> {
         match &self.backend {

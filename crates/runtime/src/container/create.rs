@@ -92,6 +92,7 @@ pub(crate) fn create(
         stdio: [&stdin, &stdout, &stderr].map(|fd| fd.as_ref().map(AsRawFd::as_raw_fd)),
         console: console.as_ref().map(AsRawFd::as_raw_fd),
         preserve_fds: opts.preserve_fds,
+        self_attach: cgroup.self_attach_files().unwrap_or_default(),
     };
     let pid = process::spawn(&cfg, Some(&cgroup))?;
     drop(cfg);

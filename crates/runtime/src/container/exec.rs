@@ -36,6 +36,7 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         stdout,
         stderr,
     } = opts.stdio;
+    let cgroup = container.cgroup()?;
     let cfg = ChildConfig {
         kind: Kind::Exec {
             init_pid: container.state.init_pid,
@@ -46,8 +47,8 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         stdio: [&stdin, &stdout, &stderr].map(|fd| fd.as_ref().map(AsRawFd::as_raw_fd)),
         console: console.as_ref().map(AsRawFd::as_raw_fd),
         preserve_fds: opts.preserve_fds,
+        self_attach: cgroup.self_attach_files().unwrap_or_default(),
     };
-    let cgroup = container.cgroup()?;
     let pid = process::spawn(&cfg, Some(&cgroup))?;
     if let Some(path) = &opts.pid_file {
         super::write_pid_file(path, pid)?;

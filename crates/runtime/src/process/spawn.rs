@@ -35,6 +35,9 @@ pub(crate) struct ChildConfig<'a> {
     /// Connected console socket (pty master goes there) when `process.terminal`.
     pub console: Option<RawFd>,
     pub preserve_fds: u32,
+    /// cgroup v1 `tasks` files stage 1 writes `0` to, to join the container's cgroup itself
+    /// (empty: the parent moves it).
+    pub self_attach: Vec<std::path::PathBuf>,
 }
 
 pub(crate) enum Kind<'a> {
@@ -107,7 +110,8 @@ impl Driver {
         cfg: &ChildConfig<'_>,
         cgroup: Option<&Manager>,
     ) -> Result<i32, ProcessError> {
-        if let (Some(cg), Some(pid)) = (cgroup, self.stage1) {
+        // On v1, stage 1 moves itself (fast); otherwise the parent moves it.
+        if let (Some(cg), Some(pid), true) = (cgroup, self.stage1, cfg.self_attach.is_empty()) {
             cg.add_task(pid.as_raw())
                 .map_err(|e| ProcessError::Invalid(format!("joining the cgroup: {e}")))?;
         }

@@ -20,6 +20,12 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<(), Proces
     set_dumpable(false)?;
     fds::close_all_except(3 + cfg.preserve_fds as RawFd, &inherited_fds(cfg, channel))?;
     channel.expect(&Message::Go)?;
+    for tasks in &cfg.self_attach {
+        std::fs::write(tasks, b"0").map_err(|e| ProcessError::Io {
+            context: format!("joining the cgroup ({})", tasks.display()),
+            source: e,
+        })?;
+    }
 
     if let Some(adj) = cfg.process.oom_score_adj() {
         if let Some(warning) = oom::set_score_adj(adj)? {
