@@ -191,3 +191,93 @@ fn host_none_and_container_modes() {
         text(&o)
     );
 }
+
+/// Nothing of a bridge attachment is left: no veth on the bridge, no address allocated, no
+/// iptables rule for the subnet, no pinned namespace.
+fn assert_network_clean(d: &DaemonGuard) {
+    let veths: Vec<_> = links()
+        .lines()
+        .filter(|l| l.contains(&format!("master {}", d.bridge)))
+        .map(str::to_string)
+        .collect();
+    assert!(veths.is_empty(), "veths left: {veths:?}");
+    let pins: Vec<_> = std::fs::read_dir(d.state().join("netns"))
+        .map(|e| e.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(pins.is_empty(), "netns pins left: {pins:?}");
+    let prefix = &d.subnet[..d.subnet.rfind('.').unwrap()];
+    let ipam = d.root().join("network/ipam");
+    let mut leases = Vec::new();
+    for net in std::fs::read_dir(&ipam).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(net.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with(prefix) {
+                leases.push(name);
+            }
+        }
+    }
+    assert!(leases.is_empty(), "addresses still allocated: {leases:?}");
+    let rules = String::from_utf8_lossy(
+        &std::process::Command::new("iptables-save")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let left: Vec<_> = rules
+        .lines()
+        .filter(|l| l.contains(&format!("{prefix}.")))
+        .collect();
+    assert!(left.is_empty(), "iptables rules left: {left:?}");
+}
+
+#[test]
+fn create_delete_cycles_and_a_crash_leave_no_network_behind() {
+    let mut d = DaemonGuard::start();
+    let r = d.rootfs_arg();
+    for i in 0..100 {
+        let name = format!("cyc{i}");
+        let publish = format!("127.0.0.1:{}:80", free_port());
+        ok(&d.run(&[
+            "create", "--name", &name, "-p", &publish, "--rootfs", &r, "true",
+        ]));
+        ok(&d.run(&["rm", "-f", &name]));
+    }
+    assert_network_clean(&d);
+    // kill -9 in the middle of cycles, restart, remove what is left.
+    let socket = d.socket.clone();
+    let ctl = berth_tests::bin::bin("berthctl");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let r2 = r.clone();
+    let worker = std::thread::spawn(move || {
+        let mut i = 0;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let name = format!("crash{i}");
+            let _ = std::process::Command::new(&ctl)
+                .env("BERTH_ADDRESS", &socket)
+                .args([
+                    "run", "-d", "--name", &name, "--rootfs", &r2, "sleep", "100",
+                ])
+                .output();
+            let _ = std::process::Command::new(&ctl)
+                .env("BERTH_ADDRESS", &socket)
+                .args(["rm", "-f", &name])
+                .output();
+            i += 1;
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    d.stop(nix::sys::signal::Signal::SIGKILL);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.join().unwrap();
+    d.spawn();
+    for id in text(&d.run(&["ps", "-aq"])).lines() {
+        ok(&d.run(&["rm", "-f", id]));
+    }
+    assert_network_clean(&d);
+}
