@@ -76,9 +76,9 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
                 let _ = client.shutdown(shim::ShutdownRequest { now: true }).await;
             }
             d.shims.forget(ns, &c.id);
-            let _ = d.bundles.remove(ns, &c.id);
-            crate::images::unmount_rootfs(d, ns, c);
             crate::network::teardown(d, ns, &c.id).await;
+            crate::images::unmount_rootfs(d, ns, c);
+            let _ = d.bundles.remove(ns, &c.id);
             Err(e)
         }
     }
@@ -273,14 +273,15 @@ pub async fn remove_task(
     let _lock = d.task_locks.lock(ns, &c.id).await;
     let bundle = d.bundles.path(ns, &c.id);
     if !bundle.exists() {
+        // A removal a crash interrupted after the bundle went: finish it (idempotent).
+        crate::network::teardown(d, ns, &c.id).await;
         return Ok(None);
     }
     let mut client = match d.shims.client(ns, &c.id, &bundle).await {
         Ok(c) => c,
         Err(_) => {
             // The shim is gone: clean up what it left (processes, cgroup, rootfs).
-            cleanup_dead(d, ns, c, &bundle);
-            crate::network::teardown(d, ns, &c.id).await;
+            cleanup_dead(d, ns, c, &bundle).await;
             return Ok(None);
         }
     };
@@ -288,8 +289,7 @@ pub async fn remove_task(
         Ok(s) => s.into_inner(),
         Err(_) => {
             d.shims.forget(ns, &c.id);
-            cleanup_dead(d, ns, c, &bundle);
-            crate::network::teardown(d, ns, &c.id).await;
+            cleanup_dead(d, ns, c, &bundle).await;
             return Ok(None);
         }
     };
@@ -319,8 +319,7 @@ pub async fn remove_task(
                 tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
             ) =>
         {
-            cleanup_dead(d, ns, c, &bundle);
-            crate::network::teardown(d, ns, &c.id).await;
+            cleanup_dead(d, ns, c, &bundle).await;
             return Ok(None);
         }
         Err(s) => return Err(s.into()),
@@ -332,14 +331,15 @@ pub async fn remove_task(
         &[("exit_code", exit.code.to_string())],
     );
     d.shims.forget(ns, &c.id);
-    d.bundles.remove(ns, &c.id)?;
-    crate::images::unmount_rootfs(d, ns, c);
+    // The network first: the bundle is what tells a later removal there is work left.
     crate::network::teardown(d, ns, &c.id).await;
+    crate::images::unmount_rootfs(d, ns, c);
+    d.bundles.remove(ns, &c.id)?;
     Ok(Some(exit_info(exit)))
 }
 
 /// A task whose shim died: kill what is left in its cgroup and remove the bundle.
-fn cleanup_dead(d: &Daemon, ns: &str, c: &Container, bundle: &Path) {
+async fn cleanup_dead(d: &Daemon, ns: &str, c: &Container, bundle: &Path) {
     let runtime = berth_runtime::Runtime::new(bundle.join(".runtime"));
     if let Ok(container) = runtime.load(&c.id) {
         if let Err(e) = container.delete(true) {
@@ -348,10 +348,11 @@ fn cleanup_dead(d: &Daemon, ns: &str, c: &Container, bundle: &Path) {
     }
     d.shims.forget(ns, &c.id);
     d.bus.publish(ns, "/tasks/delete", &c.id, &[]);
+    crate::network::teardown(d, ns, &c.id).await;
+    crate::images::unmount_rootfs(d, ns, c);
     if let Err(e) = d.bundles.remove(ns, &c.id) {
         tracing::warn!(id = c.id, "removing the bundle: {e}");
     }
-    crate::images::unmount_rootfs(d, ns, c);
 }
 
 pub fn exit_info(e: shim::ExitStatus) -> ExitInfo {
