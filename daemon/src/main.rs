@@ -70,6 +70,9 @@ struct Cli {
     metrics_address: Option<String>,
 }
 
+/// How long in-flight calls may take to finish once the daemon is asked to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut cfg = config::Config::load(cli.config.as_deref())?;
@@ -136,16 +139,25 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .await;
     tracing::info!(address = %cfg.address.display(), root = %cfg.root.display(), "berthd serving");
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!("installing a SIGTERM handler: {e}");
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {},
             _ = tokio::signal::ctrl_c() => {},
         }
         tracing::info!("shutting down; containers keep running");
-    };
-    tonic::transport::Server::builder()
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(ContainersServer::new(
             services::containers::ContainersService(d.clone()),
@@ -166,8 +178,20 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
         ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        });
+    // Calls in flight get a moment; clients holding connections or streams (events, logs -f)
+    // do not keep the daemon from stopping.
+    let mut deadline = stop_rx;
+    let forced = async move {
+        let _ = deadline.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        () = forced => tracing::warn!("connections still open at shutdown; stopping anyway"),
+    }
     let _ = std::fs::remove_file(&cfg.address);
     d.store.flush()?;
     Ok(())

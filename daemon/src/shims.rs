@@ -13,6 +13,9 @@ use crate::error::ApiError;
 
 pub type Client = ShimClient<Channel>;
 
+/// How long `berth-shim start` may take.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Shims {
     binary: PathBuf,
     socket_dir: PathBuf,
@@ -30,14 +33,21 @@ impl Shims {
 
     /// Starts (or finds) the shim of a task and connects to it.
     pub async fn start(&self, ns: &str, id: &str, bundle: &Path) -> Result<Client, ApiError> {
-        let out = tokio::process::Command::new(&self.binary)
+        let run = tokio::process::Command::new(&self.binary)
             .args(["start", "--namespace", ns, "--id", id, "--bundle"])
             .arg(bundle)
             .arg("--socket-dir")
             .arg(&self.socket_dir)
             .stdin(std::process::Stdio::null())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(START_TIMEOUT, run)
             .await
+            .map_err(|_| {
+                ApiError::Internal(format!(
+                    "the shim of {id:?} did not start within {START_TIMEOUT:?}"
+                ))
+            })?
             .map_err(|e| ApiError::internal(&format!("running {}", self.binary.display()), e))?;
         if !out.status.success() {
             return Err(ApiError::Internal(format!(

@@ -15,11 +15,27 @@ pub fn socket_path(socket_dir: &Path, namespace: &str, id: &str) -> PathBuf {
     socket_dir.join(format!("{h:016x}.sock"))
 }
 
-/// The pid of a live shim serving `path`, if one answers.
+/// The pid of a live shim serving `path`, if one answers within a second (a listener that
+/// never accepts must not hang the starter).
 pub fn live_shim(path: &Path) -> Option<i32> {
-    let stream = UnixStream::connect(path).ok()?;
-    let cred =
-        nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    use nix::sys::socket::{
+        connect, getsockopt, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+        UnixAddr,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    let timeout = nix::sys::time::TimeVal::new(1, 0);
+    setsockopt(&fd, sockopt::SendTimeout, &timeout).ok()?;
+    let addr = UnixAddr::new(path).ok()?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).ok()?;
+    let cred = getsockopt(&fd, sockopt::PeerCredentials).ok()?;
+    let stream = UnixStream::from(fd);
+    drop(stream);
     Some(cred.pid())
 }
 

@@ -86,6 +86,9 @@ pub fn generate(i: &Inputs<'_>) -> Result<Spec, ApiError> {
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        // Nothing inheritable or ambient (CVE-2022-24769): exec'd programs gain nothing.
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
         .build()
         .map_err(invalid)?;
     let mut rlimits = Vec::new();

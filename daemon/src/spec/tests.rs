@@ -61,6 +61,9 @@ fn image_config_and_options_combine_like_docker() {
         .unwrap();
     assert!(caps.contains(&Capability::SysAdmin) && !caps.contains(&Capability::NetRaw));
     assert!(caps.contains(&Capability::Chown));
+    let set = p.capabilities().as_ref().unwrap();
+    assert!(set.inheritable().as_ref().is_some_and(|c| c.is_empty()));
+    assert!(set.ambient().as_ref().is_some_and(|c| c.is_empty()));
     let linux = spec.linux().as_ref().unwrap();
     let r = linux.resources().as_ref().unwrap();
     assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));

@@ -6,7 +6,7 @@ mod client;
 
 pub use bootstrap::{Bootstrap, BOOTSTRAP_FILE};
 #[cfg(feature = "client")]
-pub use client::connect;
+pub use client::{connect, unix_channel};
 
 pub mod v1 {
     tonic::include_proto!("berth.shim.v1");
