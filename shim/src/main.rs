@@ -123,11 +123,14 @@ fn serve(
     if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 1024) } != 0 {
         anyhow::bail!("listen: {}", std::io::Error::last_os_error());
     }
+    // A plain level (BERTH_SHIM_LOG=debug, ...): no filter expressions, so no regex engine
+    // allocated in every shim.
+    let level = std::env::var("BERTH_SHIM_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
