@@ -88,7 +88,8 @@ pub async fn setup(
                 ports,
             })
         }
-        "none" => Some(NetworkMode::None),
+        // A new namespace from the runtime, with `lo` up; no CNI plugin run.
+        "none" => None,
         "host" => None,
         m if m.starts_with("container:") => return Ok(()),
         m => {

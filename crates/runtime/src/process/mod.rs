@@ -6,6 +6,7 @@ mod channel;
 mod command;
 mod fds;
 mod init_reaper;
+mod loopback;
 pub(crate) mod namespaces;
 mod oom;
 pub(crate) mod rlimits;

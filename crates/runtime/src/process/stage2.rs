@@ -108,6 +108,9 @@ fn setup_init_environment(init: &InitConfig<'_>) -> Result<RawFd, ProcessError> 
             source: e,
         })?;
     }
+    if init.plan.creates(LinuxNamespaceType::Network) {
+        super::loopback::up()?;
+    }
     if let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         sysctl::apply(sysctls)?;
     }
