@@ -142,7 +142,12 @@ fn serve(
         .build()
         .context("building the runtime")?;
     rt.block_on(async move {
-        let task = Arc::new(Mutex::new(task::Task::new(id, bundle)));
+        // Beside the socket dir (<state>/s): <state>/seccomp, root-only.
+        let cache = socket
+            .parent()
+            .and_then(|s| s.parent())
+            .map(|state| state.join("seccomp"));
+        let task = Arc::new(Mutex::new(task::Task::new(id, bundle, cache)));
         let shutdown = task
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?

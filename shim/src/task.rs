@@ -32,10 +32,12 @@ pub struct Task {
     pub events: broadcast::Sender<Event>,
     /// Notified when the shim should stop serving and exit.
     pub shutdown: Arc<Notify>,
+    /// Compiled seccomp filters shared by the host's shims.
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 impl Task {
-    pub fn new(id: &str, bundle: PathBuf) -> Task {
+    pub fn new(id: &str, bundle: PathBuf, seccomp_cache: Option<PathBuf>) -> Task {
         let runtime = Runtime::new(bundle.join(".runtime"));
         Task {
             id: id.to_string(),
@@ -46,6 +48,7 @@ impl Task {
             execs: HashMap::new(),
             events: broadcast::channel(64).0,
             shutdown: Arc::new(Notify::new()),
+            seccomp_cache,
         }
     }
 
@@ -69,6 +72,7 @@ impl Task {
         }
         let mut opts = CreateOptions {
             spec: Some(spec),
+            seccomp_cache: self.seccomp_cache.clone(),
             ..Default::default()
         };
         let mut wiring = Wiring::prepare(terminal, stdin)?;
@@ -100,7 +104,10 @@ impl Task {
             .ok_or_else(|| no_exec(exec_id))?;
         proc.state.next(Transition::Start)?;
         let spec = proc.spec.take().ok_or_else(|| no_exec(exec_id))?;
-        let mut opts = ExecOptions::default();
+        let mut opts = ExecOptions {
+            seccomp_cache: self.seccomp_cache.clone(),
+            ..Default::default()
+        };
         let mut wiring = Wiring::prepare(proc.terminal, proc.want_stdin)?;
         wiring.give(&mut opts.stdio, &mut opts.console_stream);
         let pid = container.exec(&spec, opts)?;

@@ -39,6 +39,20 @@ fn record(d: &Daemon, ns: &str, name: &str, digest: &Digest) -> ApiResult<Image>
     Ok(img)
 }
 
+/// Unpacks an image into snapshots (what a container needs), like docker and containerd do at
+/// pull time.
+async fn unpack(d: &Arc<Daemon>, manifest: &Digest) -> ApiResult<()> {
+    let (d, m) = (d.clone(), manifest.clone());
+    blocking(move || {
+        d.images
+            .snapshots
+            .unpack(&d.images.content, &m)
+            .map(|_| ())
+            .map_err(image_error)
+    })
+    .await
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
@@ -105,19 +119,22 @@ impl Images for ImagesService {
             })
             .await;
             let done = match result {
-                Ok(pulled) => record(&d, &ns, &pulled.name, &pulled.manifest).map(|img| {
-                    d.bus.publish(
-                        &ns,
-                        "/images/pull",
-                        &img.name,
-                        &[("digest", img.digest.clone())],
-                    );
-                    PullProgress {
-                        status: "done".into(),
-                        image: Some(img),
-                        ..Default::default()
-                    }
-                }),
+                Ok(pulled) => unpack(&d, &pulled.manifest)
+                    .await
+                    .and_then(|()| record(&d, &ns, &pulled.name, &pulled.manifest))
+                    .map(|img| {
+                        d.bus.publish(
+                            &ns,
+                            "/images/pull",
+                            &img.name,
+                            &[("digest", img.digest.clone())],
+                        );
+                        PullProgress {
+                            status: "done".into(),
+                            image: Some(img),
+                            ..Default::default()
+                        }
+                    }),
                 Err(e) => Err(image_error(e)),
             };
             let _ = tx.send(done.map_err(tonic::Status::from)).await;

@@ -34,7 +34,7 @@ pub(crate) fn create(
         Some(spec) => spec,
         None => load_spec(&bundle)?,
     };
-    let checked = Checked::new(&spec, &bundle, id)?;
+    let checked = Checked::new(&spec, &bundle, id, opts.seccomp_cache.as_deref())?;
 
     DirBuilder::new()
         .recursive(true)
@@ -145,7 +145,7 @@ struct Checked {
 }
 
 impl Checked {
-    fn new(spec: &Spec, bundle: &Path, id: &str) -> Result<Self> {
+    fn new(spec: &Spec, bundle: &Path, id: &str, seccomp_cache: Option<&Path>) -> Result<Self> {
         let invalid = |e: ProcessError| Error::InvalidSpec(e.to_string());
         let linux = spec
             .linux()
@@ -178,9 +178,7 @@ impl Checked {
         }
         let command = Command::from_process(process).map_err(invalid)?;
         let seccomp = match linux.seccomp() {
-            Some(s) => {
-                Some(SeccompProgram::compile(s).map_err(|e| Error::InvalidSpec(e.to_string()))?)
-            }
+            Some(s) => Some(compile_seccomp(s, seccomp_cache)?),
             None => None,
         };
         let cgroup_path = cgroup_path(linux, id)?;
@@ -296,4 +294,16 @@ impl Drop for Undo {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The spec's seccomp filter, through the cache when there is one.
+pub(crate) fn compile_seccomp(
+    spec: &oci_spec::runtime::LinuxSeccomp,
+    cache: Option<&Path>,
+) -> Result<SeccompProgram> {
+    match cache {
+        Some(dir) => SeccompProgram::compile_cached(spec, dir),
+        None => SeccompProgram::compile(spec),
+    }
+    .map_err(|e| Error::InvalidSpec(e.to_string()))
 }

@@ -6,7 +6,6 @@ use std::os::unix::net::UnixStream;
 use oci_spec::runtime::Process;
 
 use super::{Container, ExecOptions, Stdio};
-use crate::process::seccomp::SeccompProgram;
 use crate::process::{self, ChildConfig, Command, Kind};
 use crate::{Error, Result, Status};
 
@@ -27,7 +26,10 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
     {
-        Some(s) => Some(SeccompProgram::compile(s).map_err(|e| Error::InvalidSpec(e.to_string()))?),
+        Some(s) => Some(super::create::compile_seccomp(
+            s,
+            opts.seccomp_cache.as_deref(),
+        )?),
         None => None,
     };
     let console = connect(process, opts.console_stream, opts.console_socket.as_deref())?;

@@ -69,6 +69,8 @@ pub struct CreateOptions {
     pub stdio: Stdio,
     /// Use this spec instead of reading `<bundle>/config.json`.
     pub spec: Option<Spec>,
+    /// A directory caching compiled seccomp filters (shared by every container of a host).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +80,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub stdio: Stdio,
+    /// See [`CreateOptions::seccomp_cache`].
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// What `delete` learned before it removed the container's cgroup.

@@ -2,6 +2,7 @@
 //! allocates and may take locks) and loaded in the child right before exec with one raw
 //! `seccomp(2)` call.
 
+mod cache;
 mod compile;
 mod default_profile;
 #[cfg(test)]
