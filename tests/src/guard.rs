@@ -204,9 +204,20 @@ impl Drop for ContainerGuard {
         for dir in cgroup_dirs(&self.id) {
             let _ = std::fs::remove_dir(&dir);
         }
+        remove_test_cgroup_parent();
         if !leftovers.is_empty() && !std::thread::panicking() {
             panic!("container {} left behind: {leftovers:#?}", self.id);
         }
+    }
+}
+
+/// Removes the tests' shared parent cgroup (`/berth-test`) where it is empty. While another
+/// test has a container in it, rmdir fails (EBUSY) and it stays; the next create makes it again.
+pub fn remove_test_cgroup_parent() {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let _ = std::fs::remove_dir(root.join(CGROUP_PARENT));
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(entry.path().join(CGROUP_PARENT));
     }
 }
 

@@ -106,6 +106,7 @@ impl Drop for ShimGuard {
             }
             let _ = std::fs::remove_dir(&dir);
         }
+        crate::guard::remove_test_cgroup_parent();
         let left = cgroup_dirs(&self.id);
         if !std::thread::panicking() {
             assert!(left.is_empty(), "cgroups left behind: {left:?}");
