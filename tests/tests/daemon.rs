@@ -60,7 +60,7 @@ fn exec_logs_follow_stop_pause_stats_inspect_rm() {
     assert_eq!(o.status.code(), Some(5), "{}", err_text(&o));
     assert_eq!(text(&o), "67108864\n30\n");
     // logs -f sees lines written after it started.
-    let mut follow = d
+    let follow = d
         .ctl()
         .args(["logs", "-f", "ticker"])
         .stdout(std::process::Stdio::piped())

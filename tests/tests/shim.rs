@@ -10,7 +10,6 @@ use berth_proto::shim::v1::{
 use berth_tests::reaper;
 use berth_tests::shim::ShimGuard;
 use oci_spec::runtime::LinuxNamespaceType;
-use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::Code;
 
