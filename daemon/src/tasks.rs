@@ -163,9 +163,16 @@ pub fn forward_events(
     mut events: tonic::Streaming<shim::Event>,
 ) {
     tokio::spawn(async move {
+        // The stream ends on purpose after Deleted (or once we removed an --rm container);
+        // any other end means the shim died.
+        let mut ended_on_purpose = false;
         while let Ok(Some(ev)) = events.message().await {
             let kind = Kind::try_from(ev.kind).unwrap_or(Kind::Unknown);
             let topic = match kind {
+                Kind::Deleted => {
+                    ended_on_purpose = true;
+                    break;
+                }
                 Kind::Created => continue,
                 Kind::Started => "/tasks/start",
                 Kind::Exited => "/tasks/exit",
@@ -173,8 +180,6 @@ pub fn forward_events(
                 Kind::Resumed => "/tasks/resumed",
                 Kind::Oom => "/tasks/oom",
                 Kind::ExecAdded => "/tasks/exec-added",
-                // Published by remove_task, which knows it happened.
-                Kind::Deleted => continue,
                 Kind::Unknown => continue,
             };
             let mut attrs = vec![("pid", ev.pid.to_string())];
@@ -192,10 +197,67 @@ pub fn forward_events(
                         tracing::warn!(id, "removing an --rm container: {e}");
                     }
                 }
+                ended_on_purpose = true;
                 break;
             }
         }
+        if !ended_on_purpose {
+            shim_gone(&d, &ns, &id, auto_remove).await;
+        }
     });
+}
+
+/// The events stream of a shim broke: if the shim still answers, listen again; if it is dead,
+/// report its task exited (the exit file's code, or "unknown") and clean up what it owned:
+/// processes left in the cgroup, the network, the rootfs mount and the bundle.
+async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
+    let bundle = d.bundles.path(ns, id);
+    if !bundle.exists() {
+        return;
+    }
+    d.shims.forget(ns, id);
+    if let Ok(mut client) = d.shims.client(ns, id, &bundle).await {
+        if client.state(shim::ProcessRequest::default()).await.is_ok() {
+            if let Ok(events) = client.events(shim::Empty {}).await {
+                forward_events(
+                    d.clone(),
+                    ns.to_string(),
+                    id.to_string(),
+                    auto_remove,
+                    events.into_inner(),
+                );
+                return;
+            }
+        }
+    }
+    let code = std::fs::read(bundle.join("exit"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["code"].as_i64())
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    tracing::warn!(
+        ns,
+        id,
+        exit_code = code,
+        "the shim died; cleaning up its task"
+    );
+    d.bus.publish(
+        ns,
+        "/tasks/exit",
+        id,
+        &[("exit_code", code), ("reason", "shim died".into())],
+    );
+    if let Ok(c) = d.store.find_container(ns, id) {
+        let result = if auto_remove {
+            crate::services::containers::remove(d, ns, &c, true).await
+        } else {
+            remove_task(d, ns, &c, true).await.map(|_| ())
+        };
+        if let Err(e) = result {
+            tracing::warn!(ns, id, "cleaning up after a dead shim: {e}");
+        }
+    }
 }
 
 pub async fn client(d: &Daemon, ns: &str, id: &str) -> ApiResult<Client> {

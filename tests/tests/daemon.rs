@@ -411,3 +411,70 @@ fn prometheus_metrics_show_running_containers() {
     assert!(line.ends_with(" 1"), "{line}");
     assert!(body.contains("berthd_containers 1"));
 }
+
+#[test]
+fn a_dead_shim_is_noticed_and_its_task_cleaned_up() {
+    let d = DaemonGuard::start();
+    let r = d.rootfs_arg();
+    let mut ev = d
+        .ctl()
+        .args([
+            "events",
+            "--format",
+            "json",
+            "--filter",
+            "topic=/tasks/exit",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "sleep",
+        "1000",
+    ]);
+    ok(&o);
+    let id = text(&o).trim().to_string();
+    let shim = berth_tests::daemon::shim_pids(&d.state())[0];
+    let pids = text(&d.run(&["top", "victim"]));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    berth_tests::reaper::wait_exit(shim, Duration::from_secs(5));
+    // Noticed within a second: the task is reported exited and cleaned up.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while d.state().join("tasks/default").join(&id).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the dead shim's task is still there after 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its processes were killed with it (they were reparented to us, the subreaper).
+    for pid in pids
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse::<i32>().ok())
+    {
+        let gone = berth_tests::reaper::wait_exit(pid, Duration::from_secs(5));
+        assert!(gone.is_some(), "container process {pid} survived its shim");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = ev.kill();
+    let out = ev.wait_with_output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        events.contains(&id) && events.contains("unknown"),
+        "{events}"
+    );
+    assert!(!text(&d.run(&["ps"])).contains("victim"));
+}
