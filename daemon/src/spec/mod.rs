@@ -209,10 +209,11 @@ fn merge_env(image: &[String], opts: &[String], hostname: &str, tty: bool) -> Ve
 }
 
 fn capabilities(o: &RunOptions) -> Result<Vec<Capability>, ApiError> {
+    // Every capability the caps crate knows, by name (CAP_CHOWN → Capability::Chown).
     let all = || -> Vec<Capability> {
-        ALL_CAPS
+        caps::all()
             .iter()
-            .filter_map(|c| c.trim_start_matches("CAP_").parse().ok())
+            .filter_map(|c| c.to_string().trim_start_matches("CAP_").parse().ok())
             .collect()
     };
     let mut caps: Vec<Capability> = if o.privileged {
@@ -247,50 +248,6 @@ fn capabilities(o: &RunOptions) -> Result<Vec<Capability>, ApiError> {
     }
     Ok(caps)
 }
-
-const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
 
 /// ipc/pid/uts/cgroupns/network: private by default, "host" shares the host's, and
 /// "container:<id>" is resolved to a path when the task is created.
