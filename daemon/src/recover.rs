@@ -48,12 +48,12 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
         let _ = crate::tasks::remove_task(d, ns, &stub, true).await;
         return;
     };
+    let auto_remove = c.options.as_ref().is_some_and(|o| o.auto_remove);
     let mut client = match d.shims.client(ns, id, &bundle).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(ns, id, "the shim is gone ({e}); cleaning up its task");
-            report_exit_file(d, ns, id, &bundle);
-            let _ = crate::tasks::remove_task(d, ns, &c, true).await;
+            tracing::warn!(ns, id, "the shim is gone ({e})");
+            crate::tasks::shim_gone(d, ns, id, auto_remove).await;
             return;
         }
     };
@@ -64,7 +64,6 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
             return;
         }
     };
-    let auto_remove = c.options.as_ref().is_some_and(|o| o.auto_remove);
     crate::tasks::forward_events(
         d.clone(),
         ns.to_string(),
@@ -85,15 +84,4 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
         }
     }
     tracing::info!(ns, id, "reconnected to the shim");
-}
-
-/// The exit file a dead shim left, reported as the task's exit.
-fn report_exit_file(d: &Daemon, ns: &str, id: &str, bundle: &std::path::Path) {
-    let code = std::fs::read(bundle.join("exit"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["code"].as_i64())
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    d.bus.publish(ns, "/tasks/exit", id, &[("exit_code", code)]);
 }

@@ -100,11 +100,7 @@ async fn finish_spec(
     };
     let resolved = user::resolve(rootfs, &user_spec)?;
     if let Some(process) = spec.process_mut() {
-        let mut u = process.user().clone();
-        u.set_uid(resolved.uid);
-        u.set_gid(resolved.gid);
-        u.set_additional_gids(Some(resolved.additional_gids.clone()));
-        process.set_user(u);
+        resolved.apply_to(process);
         let mut env = process.env().clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={}", resolved.home.as_deref().unwrap_or("/")));
@@ -210,7 +206,7 @@ pub fn forward_events(
 /// The events stream of a shim broke: if the shim still answers, listen again; if it is dead,
 /// report its task exited (the exit file's code, or "unknown") and clean up what it owned:
 /// processes left in the cgroup, the network, the rootfs mount and the bundle.
-async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
+pub async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
     let bundle = d.bundles.path(ns, id);
     if !bundle.exists() {
         return;
@@ -230,6 +226,7 @@ async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
             }
         }
     }
+    // The exit file the shim wrote before it died, if it got that far.
     let code = std::fs::read(bundle.join("exit"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

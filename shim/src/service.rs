@@ -29,14 +29,16 @@ impl ShimService {
             .task
             .lock()
             .map_err(|_| Status::internal("task state poisoned"))?;
-        let result = f(&mut task).map_err(Status::from);
-        drop(task);
-        // Creating a container allocates a lot briefly (spec, seccomp compilation); give the
-        // freed memory back so an idle shim stays small.
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe { libc::malloc_trim(0) };
-        result
+        f(&mut task).map_err(Status::from)
     }
+}
+
+/// Creating or starting a process allocates a lot briefly (spec parsing, seccomp, fork
+/// bookkeeping); give the freed heap back so an idle shim stays small. Only after those calls:
+/// State, Wait and Stats stay cheap.
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }
 
 #[tonic::async_trait]
@@ -53,13 +55,17 @@ impl Shim for ShimService {
             }
             let log = (!req.log_path.is_empty()).then(|| PathBuf::from(&req.log_path));
             t.create(req.stdin, log)
-        })?;
+        });
+        trim_heap();
+        let pid = pid?;
         Ok(Response::new(CreateResponse { pid: pid as u32 }))
     }
 
     async fn start(&self, req: Request<ProcessRequest>) -> Reply<StartResponse> {
         let exec_id = req.into_inner().exec_id;
-        let pid = self.with(|t| t.start(&exec_id))?;
+        let pid = self.with(|t| t.start(&exec_id));
+        trim_heap();
+        let pid = pid?;
         Ok(Response::new(StartResponse { pid: pid as u32 }))
     }
 

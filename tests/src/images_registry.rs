@@ -16,14 +16,6 @@ pub struct Registry {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn answers(addr: &str) -> bool {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return false;
@@ -50,7 +42,7 @@ impl Registry {
 
     fn try_start() -> Option<Registry> {
         let dir = crate::images::scratch("registry");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = format!("127.0.0.1:{}", crate::free_port());
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,

@@ -20,3 +20,11 @@ pub use bundle::SpecBuilder;
 pub use guard::ContainerGuard;
 pub use output::Capture;
 pub use reaper::{wait_exit, Exit};
+
+/// A TCP port free on loopback right now (for registries and published ports in tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a loopback port")
+}

@@ -374,11 +374,7 @@ fn containers_survive_daemon_restarts_and_exits_while_down_are_reported() {
 
 #[test]
 fn prometheus_metrics_show_running_containers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = berth_tests::free_port();
     let addr = format!("127.0.0.1:{port}");
     let d = DaemonGuard::start_with(&["--metrics-address", &addr]);
     let r = d.rootfs_arg();

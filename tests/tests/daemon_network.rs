@@ -1,10 +1,10 @@
 //! Networking through berthd: the default bridge, published ports, host/none/container modes,
 //! and a teardown that leaves nothing behind.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use berth_tests::daemon::{err_text, text, DaemonGuard};
+use berth_tests::free_port;
 
 fn ok(o: &std::process::Output) {
     assert!(
@@ -13,14 +13,6 @@ fn ok(o: &std::process::Output) {
         text(o),
         err_text(o)
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn ip_of(d: &DaemonGuard, name: &str) -> String {

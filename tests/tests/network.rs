@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use berth_network::cni::{Attachment, Cni, CniError, NetworkConfigList};
 use berth_network::{parse_publish, NetNs, NetNsError, NetworkError, NetworkMode};
+use berth_tests::free_port;
 use network_env::*;
 
 // ---------------------------------------------------------------------------------------------

@@ -48,12 +48,7 @@ pub async fn exec(d: &Daemon, ns: &str, r: ExecRequest) -> ApiResult<()> {
         } else {
             opts.rootfs.into()
         };
-        let resolved = crate::spec::user::resolve(&rootfs, &r.user)?;
-        let mut u = process.user().clone();
-        u.set_uid(resolved.uid);
-        u.set_gid(resolved.gid);
-        u.set_additional_gids(Some(resolved.additional_gids));
-        process.set_user(u);
+        crate::spec::user::resolve(&rootfs, &r.user)?.apply_to(&mut process);
     } else {
         // The user the container's init runs as (resolved at task create).
         let live: oci_spec::runtime::Spec = berth_runtime::load_spec(&bundle)

@@ -15,6 +15,17 @@ pub struct Resolved {
     pub home: Option<String>,
 }
 
+impl Resolved {
+    /// The process runs as this user: uid, gid and additional groups.
+    pub fn apply_to(&self, process: &mut oci_spec::runtime::Process) {
+        let mut u = process.user().clone();
+        u.set_uid(self.uid);
+        u.set_gid(self.gid);
+        u.set_additional_gids(Some(self.additional_gids.clone()));
+        process.set_user(u);
+    }
+}
+
 /// Resolves `user` against the rootfs. Numeric ids need no passwd entry.
 pub fn resolve(rootfs: &Path, user: &str) -> Result<Resolved, ApiError> {
     let (u, g) = match user.split_once(':') {

@@ -278,14 +278,6 @@ pub fn fetch_once(pin: Option<&Path>, url: &str) -> bool {
     out.status.success()
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub fn is_mounted(path: &Path) -> bool {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let p = path.display().to_string();
