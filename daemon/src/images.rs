@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_images::{normalize, ContentStore, Digest, ImageError, RegistryConfig, Snapshotter};
+use berth_images::{
+    normalize, ContentStore, Digest, Durability, ImageError, RegistryConfig, Snapshotter,
+};
 use berth_proto::v1::{Container, Image};
 
 use crate::daemon::Daemon;
@@ -128,9 +130,15 @@ pub fn mount_rootfs(d: &Daemon, _ns: &str, c: &Container, target: &Path) -> ApiR
             c.id
         )));
     }
+    // A container removed after its first exit keeps nothing of its writable layer, so it is
+    // mounted volatile: unmounting it does not sync the whole filesystem under it.
+    let durability = match &c.options {
+        Some(o) if o.ephemeral || o.auto_remove => Durability::Volatile,
+        _ => Durability::Synced,
+    };
     d.images
         .snapshots
-        .mount(&c.snapshot_key, target)
+        .mount_with(&c.snapshot_key, target, durability)
         .map_err(image_error)
 }
 

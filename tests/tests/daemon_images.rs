@@ -153,3 +153,71 @@ fn pull_from_a_registry_and_through_a_mirror() {
     assert!(names.contains("mirror.test/library/bb:v1"), "{names}");
     drop(reg);
 }
+
+/// `run --rm` mounts the writable layer volatile (no sync when it goes); a kept container's
+/// layer stays synced, and `start` of an exited container runs it again on the same layer.
+#[test]
+fn removed_containers_get_a_volatile_writable_layer() {
+    let d = DaemonGuard::start();
+    import_test_image(&d, "layered:1");
+    let root_opts = "awk '$5 == \"/\" { print $NF }' /proc/self/mountinfo";
+    let o = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "layered:1",
+        "sh",
+        "-c",
+        root_opts,
+    ]);
+    assert!(
+        text(&o).contains("volatile"),
+        "{}{}",
+        text(&o),
+        err_text(&o)
+    );
+    let o = d.run(&[
+        "run",
+        "--name",
+        "kept",
+        "--network",
+        "none",
+        "layered:1",
+        "sh",
+        "-c",
+        root_opts,
+    ]);
+    assert!(
+        text(&o).contains("upperdir"),
+        "{}{}",
+        text(&o),
+        err_text(&o)
+    );
+    assert!(!text(&o).contains("volatile"), "{}", text(&o));
+    ok(&d.run(&["rm", "kept"]));
+
+    // Detached --rm: the daemon removes it; started twice it must mount again.
+    let o = d.run(&[
+        "create",
+        "--name",
+        "again",
+        "--network",
+        "none",
+        "layered:1",
+        "sh",
+        "-c",
+        root_opts,
+    ]);
+    ok(&o);
+    for _ in 0..2 {
+        let o = d.run(&["start", "-a", "again"]);
+        assert!(
+            text(&o).contains("upperdir"),
+            "{}{}",
+            text(&o),
+            err_text(&o)
+        );
+    }
+    ok(&d.run(&["rm", "again"]));
+}

@@ -41,5 +41,6 @@ pub use registry::{
     RegistryConfig,
 };
 pub use snapshot::{
-    image_chain_id, Change, ChangeKind, CommittedLayer, Mounts, Snapshotter, UnpackedImage, Usage,
+    image_chain_id, Change, ChangeKind, CommittedLayer, Durability, Mounts, Snapshotter,
+    UnpackedImage, Usage,
 };

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use berth_proto::v1::{
     CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, GetContainerRequest, Mount,
-    RunOptions, TaskRequest, Ulimit,
+    RunOptions, TaskRequest, TaskStatus, Ulimit,
 };
 
 use super::session::{self, Session};
@@ -144,7 +144,7 @@ fn kv(items: &[String], what: &str) -> anyhow::Result<HashMap<String, String>> {
         .collect()
 }
 
-fn options(a: &CreateArgs, auto_remove: bool) -> anyhow::Result<RunOptions> {
+fn options(a: &CreateArgs, auto_remove: bool, ephemeral: bool) -> anyhow::Result<RunOptions> {
     let mut env = Vec::new();
     for f in &a.env_file {
         let text =
@@ -266,15 +266,19 @@ fn options(a: &CreateArgs, auto_remove: bool) -> anyhow::Result<RunOptions> {
         cgroup_parent: a.cgroup_parent.clone().unwrap_or_default(),
         no_new_privileges,
         rootfs: a.rootfs.clone().unwrap_or_default(),
+        ephemeral,
     })
 }
 
+/// `auto_remove`: the daemon removes the container when it exits; `ephemeral`: someone does
+/// (the daemon, or this client after a foreground `run --rm`).
 async fn create_container(
     c: &Clients,
     a: &CreateArgs,
     auto_remove: bool,
+    ephemeral: bool,
 ) -> anyhow::Result<String> {
-    let mut a_opts = options(a, auto_remove)?;
+    let mut a_opts = options(a, auto_remove, ephemeral)?;
     // With --rootfs the first positional is the command, not an image.
     let image = if a.rootfs.is_some() {
         a_opts.args.insert(0, a.image.clone());
@@ -306,7 +310,7 @@ async fn create_container(
 pub async fn run(c: Clients, a: RunArgs) -> anyhow::Result<i32> {
     // Detached, the daemon removes an --rm container when it exits; in the foreground we do,
     // after we have its exit code (the daemon would race our Wait).
-    let id = create_container(&c, &a.create, a.rm && a.detach).await?;
+    let id = create_container(&c, &a.create, a.rm && a.detach, a.rm).await?;
     if a.detach {
         c.tasks
             .clone()
@@ -342,8 +346,37 @@ pub async fn run(c: Clients, a: RunArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// A container whose process has exited gets a fresh task (as `docker start` does); one whose
+/// task is gone (removed after a daemon-side cleanup) gets one too.
+async fn renew_task_if_stopped(c: &Clients, id: &str) -> anyhow::Result<()> {
+    let req = TaskRequest {
+        container_id: id.to_string(),
+        exec_id: String::new(),
+    };
+    let stopped = match c.tasks.clone().get(req.clone()).await {
+        Ok(t) => t.into_inner().status == TaskStatus::Stopped as i32,
+        Err(s) if s.code() == tonic::Code::NotFound => true,
+        Err(s) => return Err(s.into()),
+    };
+    if !stopped {
+        return Ok(());
+    }
+    match c.tasks.clone().delete(req).await {
+        Ok(_) => {}
+        Err(s) if s.code() == tonic::Code::NotFound => {}
+        Err(s) => return Err(s.into()),
+    }
+    c.tasks
+        .clone()
+        .create(CreateTaskRequest {
+            container_id: id.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
 pub async fn create(c: Clients, a: CreateArgs) -> anyhow::Result<i32> {
-    println!("{}", create_container(&c, &a, false).await?);
+    println!("{}", create_container(&c, &a, false, false).await?);
     Ok(0)
 }
 
@@ -358,6 +391,7 @@ pub async fn start(c: Clients, a: StartArgs) -> anyhow::Result<i32> {
             })
             .await?
             .into_inner();
+        renew_task_if_stopped(&c, &ctr.id).await?;
         if a.attach {
             let tty = ctr.options.as_ref().is_some_and(|o| o.tty);
             code = session::run(

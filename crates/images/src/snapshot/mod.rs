@@ -26,6 +26,7 @@ pub use unpack::{image_chain_id, UnpackedImage};
 pub use usage::Usage;
 
 use crate::ImageError;
+pub use berth_runtime::rootfs::overlay::Durability;
 use index::{Active, Index};
 
 /// The directories of an active snapshot's overlay.
@@ -172,8 +173,20 @@ impl Snapshotter {
 
     /// Mounts active snapshot `key` at `target` (an existing directory).
     pub fn mount(&self, key: &str, target: &Path) -> Result<(), ImageError> {
+        self.mount_with(key, target, Durability::Synced)
+    }
+
+    /// [`Self::mount`], choosing whether the writable layer must survive a host crash.
+    pub fn mount_with(
+        &self,
+        key: &str,
+        target: &Path,
+        durability: Durability,
+    ) -> Result<(), ImageError> {
         let m = self.mounts(key)?;
-        berth_runtime::rootfs::overlay::mount(&m.lowers, &m.upper, &m.work, target)?;
+        berth_runtime::rootfs::overlay::mount_with(
+            &m.lowers, &m.upper, &m.work, target, durability,
+        )?;
         Ok(())
     }
 
