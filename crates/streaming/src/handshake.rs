@@ -1,0 +1,193 @@
+//! The WebSocket upgrade handshake (RFC 6455) on a hyper request, with the subprotocol choice
+//! of Kubernetes: the first protocol the client offers that the server speaks; no protocol at
+//! all means the oldest (`channel.k8s.io` framing).
+
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use bytes::Bytes;
+
+/// Why an upgrade is refused: the HTTP status and a line of text for the client.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// An accepted upgrade: the chosen subprotocol ("" for none) and the key to answer.
+pub(crate) struct Accepted {
+    pub protocol: String,
+    key: HeaderValue,
+}
+
+fn header_tokens<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Vec<&'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Checks that `method`/`headers` ask for a WebSocket upgrade with one of `supported`.
+pub(crate) fn check(
+    method: &Method,
+    headers: &HeaderMap,
+    supported: &[&str],
+) -> Result<Accepted, Refusal> {
+    let upgrade = header_tokens(headers, header::UPGRADE);
+    if upgrade.iter().any(|u| u.to_ascii_lowercase().starts_with("spdy/")) {
+        return Err(Refusal::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "SPDY is not supported by this streaming server; use a WebSocket client \
+             (subprotocol v5.channel.k8s.io or v4.channel.k8s.io)",
+        ));
+    }
+    let connection_upgrade = header_tokens(headers, header::CONNECTION)
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrade || !upgrade.iter().any(|u| u.eq_ignore_ascii_case("websocket")) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade request",
+        ));
+    }
+    if method != Method::GET {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a WebSocket upgrade must use GET",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported Sec-WebSocket-Version (want 13)",
+        ));
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "missing Sec-WebSocket-Key",
+        ));
+    };
+    let offered = header_tokens(headers, header::SEC_WEBSOCKET_PROTOCOL);
+    let protocol = if offered.is_empty() {
+        String::new()
+    } else {
+        match offered.iter().find(|p| supported.contains(p)) {
+            Some(p) => p.to_string(),
+            None => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "none of the requested subprotocols {offered:?} is supported (supported: {supported:?})"
+                    ),
+                ))
+            }
+        }
+    };
+    Ok(Accepted { protocol, key })
+}
+
+impl Accepted {
+    /// The `101 Switching Protocols` answer.
+    pub(crate) fn response(&self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&derive_accept_key(self.key.as_bytes())) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if !self.protocol.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&self.protocol) {
+                h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+            }
+        }
+        resp
+    }
+}
+
+/// A plain-text error answer.
+pub(crate) fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    const WS: &[(&str, &str)] = &[
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    #[test]
+    fn picks_clients_first_supported_protocol() {
+        let mut h = headers(WS);
+        h.append(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v9.channel.k8s.io, v4.channel.k8s.io"),
+        );
+        h.append(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v5.channel.k8s.io"),
+        );
+        let a = check(&Method::GET, &h, &["v5.channel.k8s.io", "v4.channel.k8s.io"])
+            .expect("accepted");
+        assert_eq!(a.protocol, "v4.channel.k8s.io");
+        let r = a.response();
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(
+            r.headers()[header::SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn refuses_spdy_and_unknown_protocols() {
+        let spdy = headers(&[("connection", "Upgrade"), ("upgrade", "SPDY/3.1")]);
+        let e = check(&Method::POST, &spdy, &["v5.channel.k8s.io"]).err().expect("refused");
+        assert_eq!(e.status, StatusCode::NOT_IMPLEMENTED);
+        let mut h = headers(WS);
+        h.append("sec-websocket-protocol", HeaderValue::from_static("v9.channel.k8s.io"));
+        let e = check(&Method::GET, &h, &["v5.channel.k8s.io"]).err().expect("refused");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = check(&Method::GET, &HeaderMap::new(), &["v5.channel.k8s.io"]).err().expect("refused");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}
