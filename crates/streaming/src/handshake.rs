@@ -31,7 +31,7 @@ pub(crate) struct Accepted {
     key: HeaderValue,
 }
 
-fn header_tokens<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Vec<&'a str> {
+fn header_tokens(headers: &HeaderMap, name: header::HeaderName) -> Vec<&str> {
     headers
         .get_all(name)
         .iter()
@@ -49,7 +49,10 @@ pub(crate) fn check(
     supported: &[&str],
 ) -> Result<Accepted, Refusal> {
     let upgrade = header_tokens(headers, header::UPGRADE);
-    if upgrade.iter().any(|u| u.to_ascii_lowercase().starts_with("spdy/")) {
+    if upgrade
+        .iter()
+        .any(|u| u.to_ascii_lowercase().starts_with("spdy/"))
+    {
         return Err(Refusal::new(
             StatusCode::NOT_IMPLEMENTED,
             "SPDY is not supported by this streaming server; use a WebSocket client \
@@ -167,8 +170,12 @@ mod tests {
             "sec-websocket-protocol",
             HeaderValue::from_static("v5.channel.k8s.io"),
         );
-        let a = check(&Method::GET, &h, &["v5.channel.k8s.io", "v4.channel.k8s.io"])
-            .expect("accepted");
+        let a = check(
+            &Method::GET,
+            &h,
+            &["v5.channel.k8s.io", "v4.channel.k8s.io"],
+        )
+        .expect("accepted");
         assert_eq!(a.protocol, "v4.channel.k8s.io");
         let r = a.response();
         assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
@@ -181,13 +188,22 @@ mod tests {
     #[test]
     fn refuses_spdy_and_unknown_protocols() {
         let spdy = headers(&[("connection", "Upgrade"), ("upgrade", "SPDY/3.1")]);
-        let e = check(&Method::POST, &spdy, &["v5.channel.k8s.io"]).err().expect("refused");
+        let e = check(&Method::POST, &spdy, &["v5.channel.k8s.io"])
+            .err()
+            .expect("refused");
         assert_eq!(e.status, StatusCode::NOT_IMPLEMENTED);
         let mut h = headers(WS);
-        h.append("sec-websocket-protocol", HeaderValue::from_static("v9.channel.k8s.io"));
-        let e = check(&Method::GET, &h, &["v5.channel.k8s.io"]).err().expect("refused");
+        h.append(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v9.channel.k8s.io"),
+        );
+        let e = check(&Method::GET, &h, &["v5.channel.k8s.io"])
+            .err()
+            .expect("refused");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        let e = check(&Method::GET, &HeaderMap::new(), &["v5.channel.k8s.io"]).err().expect("refused");
+        let e = check(&Method::GET, &HeaderMap::new(), &["v5.channel.k8s.io"])
+            .err()
+            .expect("refused");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 }

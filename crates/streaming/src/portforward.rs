@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::DuplexStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::io::DuplexStream;
 
 use crate::protocol::{Framing, Incoming};
 use crate::server::Ws;
@@ -33,7 +33,10 @@ pub(crate) async fn serve(
 ) {
     let (mut sink, source) = ws.split();
     if req.ports.len() > MAX_PORTS {
-        tracing::warn!(ports = req.ports.len(), "too many ports in one port-forward");
+        tracing::warn!(
+            ports = req.ports.len(),
+            "too many ports in one port-forward"
+        );
         let _ = sink.close().await;
         return;
     }
@@ -108,7 +111,10 @@ pub(crate) async fn serve(
     readers.abort_all();
     if !client_gone {
         let _ = sink.close().await;
-        if tokio::time::timeout(CLOSE_GRACE, &mut reader).await.is_err() {
+        if tokio::time::timeout(CLOSE_GRACE, &mut reader)
+            .await
+            .is_err()
+        {
             reader.abort();
         }
     }

@@ -176,7 +176,10 @@ async fn run<T: Send + 'static>(
         }
     }
     let _ = sink.close().await;
-    if tokio::time::timeout(CLOSE_GRACE, &mut reader).await.is_err() {
+    if tokio::time::timeout(CLOSE_GRACE, &mut reader)
+        .await
+        .is_err()
+    {
         reader.abort();
     }
 }

@@ -28,6 +28,9 @@ use crate::{
     PortForwardRequest,
 };
 
+/// An upgraded streaming connection.
+pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -237,7 +240,10 @@ async fn route(state: Arc<State>, mut req: Request<Incoming>) -> Response<Full<B
             pf.ports = ports;
         }
         if pf.ports.is_empty() {
-            return text(StatusCode::BAD_REQUEST, "query parameter \"port\" is required");
+            return text(
+                StatusCode::BAD_REQUEST,
+                "query parameter \"port\" is required",
+            );
         }
     }
     let framing = Framing::of(&accepted.protocol);
@@ -276,11 +282,17 @@ mod tests {
     #[test]
     fn paths_and_ports() {
         assert_eq!(parse_path("/exec/abc"), Some(("exec", "abc")));
-        assert_eq!(parse_path("/portforward/abc/"), Some(("portforward", "abc")));
+        assert_eq!(
+            parse_path("/portforward/abc/"),
+            Some(("portforward", "abc"))
+        );
         assert_eq!(parse_path("/exec/"), None);
         assert_eq!(parse_path("/foo/abc"), None);
         assert_eq!(parse_path("/exec/a/b"), None);
-        assert_eq!(query_ports(Some("port=80&port=81,82")), Ok(vec![80, 81, 82]));
+        assert_eq!(
+            query_ports(Some("port=80&port=81,82")),
+            Ok(vec![80, 81, 82])
+        );
         assert_eq!(query_ports(None), Ok(vec![]));
         assert!(query_ports(Some("port=x")).is_err());
         assert_eq!(
@@ -289,6 +301,3 @@ mod tests {
         );
     }
 }
-
-/// An upgraded streaming connection.
-pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;

@@ -119,9 +119,8 @@ fn exec_req(cmd: &[&str], tty: bool, stdin: bool) -> ExecRequest {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens `url` offering `protocol`; returns the socket and the protocol the server chose.
 async fn open(url: &str, protocol: &str) -> (Ws, String) {
@@ -130,7 +129,9 @@ async fn open(url: &str, protocol: &str) -> (Ws, String) {
         "Sec-WebSocket-Protocol",
         HeaderValue::from_str(protocol).expect("header"),
     );
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("upgrade");
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade");
     let chosen = resp.headers()["Sec-WebSocket-Protocol"]
         .to_str()
         .expect("protocol")
@@ -164,22 +165,33 @@ async fn exec_without_tty_separates_streams_and_reports_exit_codes() {
     assert!(s.local_addr().ip().is_loopback());
 
     let url = s.exec_url(exec_req(&["out", "hello", "oops", "0"], false, false));
-    assert!(url.starts_with(&format!("http://{}/exec/", s.local_addr())), "{url}");
+    assert!(
+        url.starts_with(&format!("http://{}/exec/", s.local_addr())),
+        "{url}"
+    );
     let (out, err, code) = tokio::time::timeout(LIMIT, client::exec(&url, None, false))
         .await
         .expect("in time")
         .expect("exec");
-    assert_eq!((out.as_slice(), err.as_slice(), code), (&b"hello"[..], &b"oops"[..], 0));
+    assert_eq!(
+        (out.as_slice(), err.as_slice(), code),
+        (&b"hello"[..], &b"oops"[..], 0)
+    );
 
     let url = s.exec_url(exec_req(&["out", "a", "b", "3"], false, false));
     let (out, err, code) = client::exec(&url, None, false).await.expect("exec");
-    assert_eq!((out.as_slice(), err.as_slice(), code), (&b"a"[..], &b"b"[..], 3));
+    assert_eq!(
+        (out.as_slice(), err.as_slice(), code),
+        (&b"a"[..], &b"b"[..], 3)
+    );
 
     // The exact Status JSON on channel 3, as kubectl parses it.
     let url = s.exec_url(exec_req(&["out", "", "", "3"], false, false));
     let (mut ws, proto) = open(&url, "v5.channel.k8s.io").await;
     assert_eq!(proto, "v5.channel.k8s.io");
-    let msgs = tokio::time::timeout(LIMIT, collect(&mut ws)).await.expect("in time");
+    let msgs = tokio::time::timeout(LIMIT, collect(&mut ws))
+        .await
+        .expect("in time");
     assert_eq!(msgs.first(), Some(&(1, vec![])), "ready message first");
     assert_eq!(
         String::from_utf8(channel(&msgs, 3)).expect("utf8"),
@@ -192,7 +204,9 @@ async fn exec_without_tty_separates_streams_and_reports_exit_codes() {
 
     // A backend that cannot run the command: an internal error, not an exit code.
     let url = s.exec_url(exec_req(&["fail"], false, false));
-    let e = client::exec(&url, None, false).await.expect_err("must fail");
+    let e = client::exec(&url, None, false)
+        .await
+        .expect_err("must fail");
     assert!(e.to_string().contains("no such command"), "{e}");
     s.shutdown().await;
 }
@@ -202,14 +216,21 @@ async fn exec_with_tty_merges_stderr_and_delivers_resize() {
     let s = server().await;
     let url = s.exec_url(exec_req(&["out", "o", "e", "0"], true, false));
     let (out, err, code) = client::exec(&url, None, true).await.expect("exec");
-    assert_eq!((out.as_slice(), err.as_slice(), code), (&b"oe"[..], &b""[..], 0));
+    assert_eq!(
+        (out.as_slice(), err.as_slice(), code),
+        (&b"oe"[..], &b""[..], 0)
+    );
 
     let url = s.exec_url(exec_req(&["resize"], true, false));
     let (mut ws, _) = open(&url, "v5.channel.k8s.io").await;
     let mut resize = vec![4u8];
     resize.extend_from_slice(br#"{"Width":132,"Height":43}"#);
-    ws.send(Message::Binary(resize.into())).await.expect("send resize");
-    let msgs = tokio::time::timeout(LIMIT, collect(&mut ws)).await.expect("in time");
+    ws.send(Message::Binary(resize.into()))
+        .await
+        .expect("send resize");
+    let msgs = tokio::time::timeout(LIMIT, collect(&mut ws))
+        .await
+        .expect("in time");
     assert_eq!(channel(&msgs, 1), b"132x43");
     assert_eq!(channel(&msgs, 3), br#"{"metadata":{},"status":"Success"}"#);
     s.shutdown().await;
@@ -221,10 +242,11 @@ async fn stdin_close_on_v5_delivers_eof() {
     // A payload larger than every buffer on the way, so both directions must flow at once.
     let input: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
     let url = s.exec_url(exec_req(&["cat"], false, true));
-    let (out, err, code) = tokio::time::timeout(LIMIT, client::exec(&url, Some(input.clone()), false))
-        .await
-        .expect("cat must see EOF in time")
-        .expect("exec");
+    let (out, err, code) =
+        tokio::time::timeout(LIMIT, client::exec(&url, Some(input.clone()), false))
+            .await
+            .expect("cat must see EOF in time")
+            .expect("exec");
     assert_eq!(out.len(), input.len());
     assert!(out == input && err.is_empty() && code == 0);
 
@@ -236,10 +258,11 @@ async fn stdin_close_on_v5_delivers_eof() {
         stderr: true,
     });
     assert!(url.contains("/attach/"), "{url}");
-    let (out, _, code) = tokio::time::timeout(LIMIT, client::exec(&url, Some(b"hi\n".to_vec()), false))
-        .await
-        .expect("attach ends in time")
-        .expect("attach");
+    let (out, _, code) =
+        tokio::time::timeout(LIMIT, client::exec(&url, Some(b"hi\n".to_vec()), false))
+            .await
+            .expect("attach ends in time")
+            .expect("attach");
     assert_eq!((out.as_slice(), code), (&b"attached\nhi\n"[..], 0));
     s.shutdown().await;
 }
@@ -251,17 +274,26 @@ async fn v4_clients_work() {
     let (out, err, code) = client::exec_with_protocols(&url, &["v4.channel.k8s.io"], None, false)
         .await
         .expect("v4 exec");
-    assert_eq!((out.as_slice(), err.as_slice(), code), (&b"four"[..], &b"err"[..], 7));
+    assert_eq!(
+        (out.as_slice(), err.as_slice(), code),
+        (&b"four"[..], &b"err"[..], 7)
+    );
 
     // v4 has no close message: [255, 0] is just an unknown channel and stdin stays open.
     let url = s.exec_url(exec_req(&["cat"], false, true));
     let (mut ws, proto) = open(&url, "v9.channel.k8s.io, v4.channel.k8s.io").await;
     assert_eq!(proto, "v4.channel.k8s.io");
-    ws.send(Message::Binary(Bytes::from_static(b"\x00ping"))).await.expect("send");
-    ws.send(Message::Binary(Bytes::from_static(&[255, 0]))).await.expect("send");
+    ws.send(Message::Binary(Bytes::from_static(b"\x00ping")))
+        .await
+        .expect("send");
+    ws.send(Message::Binary(Bytes::from_static(&[255, 0])))
+        .await
+        .expect("send");
     let mut got = Vec::new();
     while got != b"ping" {
-        let msg = tokio::time::timeout(LIMIT, ws.next()).await.expect("in time");
+        let msg = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time");
         if let Some(Ok(Message::Binary(b))) = msg {
             if b[0] == 1 {
                 got.extend_from_slice(&b[1..]);
@@ -269,7 +301,10 @@ async fn v4_clients_work() {
         }
     }
     let still_open = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
-    assert!(still_open.is_err(), "stdin must stay open on v4: {still_open:?}");
+    assert!(
+        still_open.is_err(),
+        "stdin must stay open on v4: {still_open:?}"
+    );
 
     // The base64 variant.
     let url = s.exec_url(exec_req(&["out", "b64", "", "0"], false, false));
@@ -315,7 +350,10 @@ async fn bad_reused_expired_and_wrong_kind_tokens_are_404() {
     .expect("start");
     let base = format!("http://{}", s.local_addr());
     let v5 = "v5.channel.k8s.io";
-    assert_eq!(upgrade_status(&format!("{base}/exec/deadbeef"), v5).await, 404);
+    assert_eq!(
+        upgrade_status(&format!("{base}/exec/deadbeef"), v5).await,
+        404
+    );
     assert_eq!(upgrade_status(&format!("{base}/nope"), v5).await, 404);
 
     // kubectl's query parameters are accepted; a refused upgrade leaves the token usable.
@@ -334,7 +372,11 @@ async fn bad_reused_expired_and_wrong_kind_tokens_are_404() {
         stderr: false,
     });
     let as_exec = attach.replace("/attach/", "/exec/");
-    assert_eq!(upgrade_status(&as_exec, v5).await, 404, "token of another kind");
+    assert_eq!(
+        upgrade_status(&as_exec, v5).await,
+        404,
+        "token of another kind"
+    );
 
     let url = s.exec_url(exec_req(&["out", "", "", "0"], false, false));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -388,7 +430,10 @@ async fn port_forward_round_trips_bytes() {
     assert_eq!(proto, "portforward.k8s.io");
     let mut prefixes = Vec::new();
     while prefixes.len() < 2 {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Binary(b))) => prefixes.push(b.to_vec()),
             other => panic!("unexpected {other:?}"),
         }
@@ -401,7 +446,10 @@ async fn port_forward_round_trips_bytes() {
         .expect("send");
     let mut got = Vec::new();
     while got.len() < 10 {
-        match tokio::time::timeout(LIMIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Binary(b))) => {
                 assert_eq!(b[0], 0, "data channel");
                 got.extend_from_slice(&b[1..]);
@@ -421,8 +469,13 @@ async fn port_forward_round_trips_bytes() {
         ports: vec![dead_port],
     });
     let (mut ws, _) = open(&url, "v4.channel.k8s.io").await;
-    let msgs = tokio::time::timeout(LIMIT, collect(&mut ws)).await.expect("in time");
+    let msgs = tokio::time::timeout(LIMIT, collect(&mut ws))
+        .await
+        .expect("in time");
     let errors = String::from_utf8_lossy(&channel(&msgs, 1)[2..]).into_owned();
-    assert!(errors.contains(&format!("error forwarding port {dead_port}")), "{errors}");
+    assert!(
+        errors.contains(&format!("error forwarding port {dead_port}")),
+        "{errors}"
+    );
     s.shutdown().await;
 }
