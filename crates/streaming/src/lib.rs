@@ -85,7 +85,7 @@ pub struct Streams {
     /// To the client's stderr: `None` unless requested, and `None` with a tty (stderr is merged
     /// into stdout by the terminal).
     pub stderr: Option<mpsc::Sender<Bytes>>,
-    /// Terminal sizes from the client (only ever sent with a tty).
+    /// Terminal sizes from the client; without a tty it is closed from the start.
     pub resize: mpsc::Receiver<TerminalSize>,
 }
 

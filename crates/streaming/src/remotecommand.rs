@@ -30,6 +30,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Which streams the session has.
 #[derive(Clone, Copy, Debug)]
 struct Opts {
+    tty: bool,
     stdin: bool,
     stdout: bool,
     stderr: bool,
@@ -37,6 +38,7 @@ struct Opts {
 
 pub(crate) async fn exec(ws: Ws, framing: Framing, backend: Arc<dyn Backend>, req: ExecRequest) {
     let opts = Opts {
+        tty: req.tty,
         stdin: req.stdin,
         stdout: req.stdout,
         stderr: req.stderr && !req.tty,
@@ -64,6 +66,7 @@ pub(crate) async fn attach(
     req: AttachRequest,
 ) {
     let opts = Opts {
+        tty: req.tty,
         stdin: req.stdin,
         stdout: req.stdout,
         stderr: req.stderr && !req.tty,
@@ -129,7 +132,12 @@ async fn run<T: Send + 'static>(
         stderr: stderr_tx,
         resize: resize_rx,
     }));
-    let mut reader = tokio::spawn(read_client(source, framing, stdin_tx, resize_tx));
+    let mut reader = tokio::spawn(read_client(
+        source,
+        framing,
+        stdin_tx,
+        opts.tty.then_some(resize_tx),
+    ));
 
     let mut result: Option<Result<T, String>> = None;
     let mut deadline = None;
@@ -208,7 +216,7 @@ async fn read_client(
     mut source: SplitStream<Ws>,
     framing: Framing,
     mut stdin: Option<mpsc::Sender<Bytes>>,
-    resize: mpsc::Sender<TerminalSize>,
+    resize: Option<mpsc::Sender<TerminalSize>>,
 ) {
     while let Some(msg) = source.next().await {
         let msg = match msg {
@@ -226,13 +234,14 @@ async fn read_client(
                     }
                 }
             }
-            Incoming::Data(CHANNEL_RESIZE, data) => match parse_resize(&data) {
-                Some(size) => {
+            Incoming::Data(CHANNEL_RESIZE, data) => match (&resize, parse_resize(&data)) {
+                (None, _) => tracing::debug!("resize without a tty ignored"),
+                (Some(resize), Some(size)) => {
                     if resize.try_send(size).is_err() {
                         tracing::debug!(?size, "resize dropped: backend not reading resizes");
                     }
                 }
-                None => tracing::debug!("malformed resize message"),
+                (Some(_), None) => tracing::debug!("malformed resize message"),
             },
             Incoming::Close(CHANNEL_STDIN) => stdin = None,
             Incoming::Closed => break,
