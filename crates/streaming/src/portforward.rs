@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::protocol::{Framing, Incoming};
+use crate::protocol::{normal_close, Framing, Incoming};
 use crate::server::Ws;
 use crate::{Backend, PortForwardRequest};
 
@@ -37,7 +37,7 @@ pub(crate) async fn serve(
             ports = req.ports.len(),
             "too many ports in one port-forward"
         );
-        let _ = sink.close().await;
+        let _ = sink.send(normal_close()).await;
         return;
     }
     tracing::debug!(pod = %req.pod_sandbox_id, ports = ?req.ports, "port-forward stream");
@@ -110,7 +110,7 @@ pub(crate) async fn serve(
     // Dropping the read halves tells backends still writing that nobody listens.
     readers.abort_all();
     if !client_gone {
-        let _ = sink.close().await;
+        let _ = sink.send(normal_close()).await;
         if tokio::time::timeout(CLOSE_GRACE, &mut reader)
             .await
             .is_err()

@@ -8,6 +8,8 @@
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::TerminalSize;
@@ -113,6 +115,15 @@ impl Framing {
         };
         Incoming::Data(channel, data)
     }
+}
+
+/// The close message that ends a session: status 1000, which Go clients (gorilla/websocket
+/// in client-go) read as a clean end; a close without a status (1005) is an error to them.
+pub(crate) fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
 }
 
 /// A decoded client message.

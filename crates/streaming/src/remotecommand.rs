@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{
-    parse_resize, Framing, Incoming, Status, CHANNEL_ERROR, CHANNEL_RESIZE, CHANNEL_STDERR,
-    CHANNEL_STDIN, CHANNEL_STDOUT,
+    normal_close, parse_resize, Framing, Incoming, Status, CHANNEL_ERROR, CHANNEL_RESIZE,
+    CHANNEL_STDERR, CHANNEL_STDIN, CHANNEL_STDOUT,
 };
 use crate::server::Ws;
 use crate::{AttachRequest, Backend, BoxFuture, ExecRequest, Streams, TerminalSize};
@@ -183,7 +183,7 @@ async fn run<T: Send + 'static>(
             return;
         }
     }
-    let _ = sink.close().await;
+    let _ = sink.send(normal_close()).await;
     if tokio::time::timeout(CLOSE_GRACE, &mut reader)
         .await
         .is_err()

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -145,7 +146,11 @@ async fn collect(ws: &mut Ws) -> Vec<(u8, Vec<u8>)> {
     while let Some(msg) = ws.next().await {
         match msg.expect("read") {
             Message::Binary(b) => out.push((b[0], b[1..].to_vec())),
-            Message::Close(_) => break,
+            Message::Close(frame) => {
+                // Go clients treat a close without status 1000 as an error.
+                assert_eq!(frame.map(|f| f.code), Some(CloseCode::Normal));
+                break;
+            }
             _ => {}
         }
     }
