@@ -42,6 +42,62 @@ fn header_tokens(headers: &HeaderMap, name: header::HeaderName) -> Vec<&str> {
         .collect()
 }
 
+/// Whether the client asks for a SPDY/3.1 upgrade.
+pub(crate) fn is_spdy(headers: &HeaderMap) -> bool {
+    header_tokens(headers, header::UPGRADE)
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case("spdy/3.1"))
+}
+
+/// The header that carries the SPDY subprotocols, one per value.
+const STREAM_PROTOCOL: &str = "x-stream-protocol-version";
+
+/// An accepted SPDY upgrade and its negotiated protocol.
+pub(crate) struct SpdyAccepted {
+    pub protocol: String,
+}
+
+/// Checks a SPDY/3.1 upgrade and picks the client's first protocol that is `supported`
+/// (kubelet answers 403 when there is none).
+pub(crate) fn check_spdy(headers: &HeaderMap, supported: &[&str]) -> Result<SpdyAccepted, Refusal> {
+    let connection_upgrade = header_tokens(headers, header::CONNECTION)
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrade {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "expected Connection: Upgrade",
+        ));
+    }
+    let offered = header_tokens(headers, header::HeaderName::from_static(STREAM_PROTOCOL));
+    match offered.iter().find(|p| supported.contains(p)) {
+        Some(p) => Ok(SpdyAccepted {
+            protocol: p.to_string(),
+        }),
+        None => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "unable to upgrade: none of the client's stream protocols {offered:?} is supported (supported: {supported:?})"
+            ),
+        )),
+    }
+}
+
+impl SpdyAccepted {
+    /// The `101 Switching Protocols` answer.
+    pub(crate) fn response(&self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&self.protocol) {
+            h.insert(STREAM_PROTOCOL, v);
+        }
+        resp
+    }
+}
+
 /// Checks that `method`/`headers` ask for a WebSocket upgrade with one of `supported`.
 pub(crate) fn check(
     method: &Method,
@@ -49,16 +105,6 @@ pub(crate) fn check(
     supported: &[&str],
 ) -> Result<Accepted, Refusal> {
     let upgrade = header_tokens(headers, header::UPGRADE);
-    if upgrade
-        .iter()
-        .any(|u| u.to_ascii_lowercase().starts_with("spdy/"))
-    {
-        return Err(Refusal::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "SPDY is not supported by this streaming server; use a WebSocket client \
-             (subprotocol v5.channel.k8s.io or v4.channel.k8s.io)",
-        ));
-    }
     let connection_upgrade = header_tokens(headers, header::CONNECTION)
         .iter()
         .any(|c| c.eq_ignore_ascii_case("upgrade"));
@@ -186,12 +232,38 @@ mod tests {
     }
 
     #[test]
-    fn refuses_spdy_and_unknown_protocols() {
-        let spdy = headers(&[("connection", "Upgrade"), ("upgrade", "SPDY/3.1")]);
+    fn spdy_negotiates_in_client_order() {
+        let mut spdy = headers(&[("connection", "Upgrade"), ("upgrade", "SPDY/3.1")]);
+        assert!(is_spdy(&spdy));
+        assert!(!is_spdy(&headers(WS)));
+        let e = check_spdy(&spdy, &["v4.channel.k8s.io"])
+            .err()
+            .expect("refused");
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        spdy.append(
+            STREAM_PROTOCOL,
+            HeaderValue::from_static("v5.channel.k8s.io"),
+        );
+        spdy.append(
+            STREAM_PROTOCOL,
+            HeaderValue::from_static("v3.channel.k8s.io"),
+        );
+        spdy.append(
+            STREAM_PROTOCOL,
+            HeaderValue::from_static("v4.channel.k8s.io"),
+        );
+        let a = check_spdy(&spdy, &["v4.channel.k8s.io", "v3.channel.k8s.io"]).expect("ok");
+        assert_eq!(a.protocol, "v3.channel.k8s.io");
+        assert_eq!(a.response().headers()[STREAM_PROTOCOL], "v3.channel.k8s.io");
+        // A WebSocket check refuses a SPDY request.
         let e = check(&Method::POST, &spdy, &["v5.channel.k8s.io"])
             .err()
             .expect("refused");
-        assert_eq!(e.status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn refuses_unknown_protocols() {
         let mut h = headers(WS);
         h.append(
             "sec-websocket-protocol",

@@ -19,6 +19,7 @@ mod portforward;
 mod protocol;
 mod remotecommand;
 mod server;
+mod spdy;
 mod tokens;
 
 #[cfg(feature = "client")]

@@ -24,7 +24,7 @@ use crate::handshake::{self, text};
 use crate::protocol::{Framing, PORT_FORWARD_PROTOCOLS, REMOTE_COMMAND_PROTOCOLS};
 use crate::tokens::{Pending, Tokens};
 use crate::{
-    portforward, remotecommand, AttachRequest, Backend, Config, Error, ExecRequest,
+    portforward, remotecommand, spdy, AttachRequest, Backend, Config, Error, ExecRequest,
     PortForwardRequest,
 };
 
@@ -216,12 +216,20 @@ async fn route(state: Arc<State>, mut req: Request<Incoming>) -> Response<Full<B
         tracing::debug!(%kind, "unknown, expired or used stream token");
         return text(StatusCode::NOT_FOUND, "unknown or expired stream token");
     }
-    let supported = if kind == "portforward" {
-        PORT_FORWARD_PROTOCOLS
-    } else {
-        REMOTE_COMMAND_PROTOCOLS
+    let is_spdy = handshake::is_spdy(req.headers());
+    let checked = match (is_spdy, kind == "portforward") {
+        (false, false) => handshake::check(req.method(), req.headers(), REMOTE_COMMAND_PROTOCOLS)
+            .map(Upgrade::WebSocket),
+        (false, true) => handshake::check(req.method(), req.headers(), PORT_FORWARD_PROTOCOLS)
+            .map(Upgrade::WebSocket),
+        (true, false) => {
+            handshake::check_spdy(req.headers(), spdy::REMOTE_COMMAND_PROTOCOLS).map(Upgrade::Spdy)
+        }
+        (true, true) => {
+            handshake::check_spdy(req.headers(), spdy::PORT_FORWARD_PROTOCOLS).map(Upgrade::Spdy)
+        }
     };
-    let accepted = match handshake::check(req.method(), req.headers(), supported) {
+    let accepted = match checked {
         Ok(a) => a,
         Err(refusal) => {
             tracing::debug!(%kind, status = %refusal.status, message = %refusal.message, "stream upgrade refused");
@@ -239,32 +247,52 @@ async fn route(state: Arc<State>, mut req: Request<Incoming>) -> Response<Full<B
         if pf.ports.is_empty() {
             pf.ports = ports;
         }
-        if pf.ports.is_empty() {
+        // Over SPDY the ports come with each stream pair instead.
+        if pf.ports.is_empty() && !is_spdy {
             return text(
                 StatusCode::BAD_REQUEST,
                 "query parameter \"port\" is required",
             );
         }
     }
-    let framing = Framing::of(&accepted.protocol);
-    tracing::debug!(%kind, protocol = %accepted.protocol, "stream upgrade accepted");
+    let protocol = match &accepted {
+        Upgrade::WebSocket(a) => a.protocol.clone(),
+        Upgrade::Spdy(a) => a.protocol.clone(),
+    };
+    tracing::debug!(%kind, %protocol, spdy = is_spdy, "stream upgrade accepted");
+    let response = match &accepted {
+        Upgrade::WebSocket(a) => a.response(),
+        Upgrade::Spdy(a) => a.response(),
+    };
     let upgrade = hyper::upgrade::on(&mut req);
     let session_state = state.clone();
     tokio::spawn(async move {
         let upgraded = match upgrade.await {
-            Ok(u) => u,
+            Ok(u) => TokioIo::new(u),
             Err(e) => {
                 tracing::debug!(error = %e, "stream upgrade failed");
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let backend = session_state.backend.clone();
         let session = async move {
-            match pending {
-                Pending::Exec(r) => remotecommand::exec(ws, framing, backend, r).await,
-                Pending::Attach(r) => remotecommand::attach(ws, framing, backend, r).await,
-                Pending::PortForward(r) => portforward::serve(ws, framing, backend, r).await,
+            match (accepted, pending) {
+                (Upgrade::WebSocket(_), pending) => {
+                    let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
+                    let framing = Framing::of(&protocol);
+                    match pending {
+                        Pending::PortForward(r) => {
+                            portforward::serve(ws, framing, backend, r).await
+                        }
+                        other => remotecommand::serve(ws, framing, backend, other).await,
+                    }
+                }
+                (Upgrade::Spdy(_), Pending::PortForward(r)) => {
+                    spdy::portforward::serve(upgraded, backend, r).await
+                }
+                (Upgrade::Spdy(_), other) => {
+                    spdy::remotecommand::serve(upgraded, &protocol, backend, other).await
+                }
             }
         };
         tokio::select! {
@@ -272,7 +300,13 @@ async fn route(state: Arc<State>, mut req: Request<Incoming>) -> Response<Full<B
             _ = session => {}
         }
     });
-    accepted.response()
+    response
+}
+
+/// The two transports a stream can be upgraded to.
+enum Upgrade {
+    WebSocket(handshake::Accepted),
+    Spdy(handshake::SpdyAccepted),
 }
 
 #[cfg(test)]
