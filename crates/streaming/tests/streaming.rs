@@ -387,19 +387,21 @@ async fn bad_reused_expired_and_wrong_kind_tokens_are_404() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(upgrade_status(&url, v5).await, 404, "expired token");
 
-    // SPDY is refused plainly, before the token is used.
-    let url = s.exec_url(exec_req(&["out", "", "", "0"], false, false));
+    // A SPDY upgrade without a protocol the server speaks: 403, and the token survives.
+    let url = s.exec_url(exec_req(&["out", "after", "", "0"], false, false));
     let addr = s.local_addr();
     let path = url.trim_start_matches(&base).to_string();
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: channel.k8s.io\r\nContent-Length: 0\r\n\r\n"
     );
     tcp.write_all(req.as_bytes()).await.expect("write");
     let mut buf = vec![0u8; 1024];
     let n = tcp.read(&mut buf).await.expect("read");
     let head = String::from_utf8_lossy(&buf[..n]);
-    assert!(head.starts_with("HTTP/1.1 501"), "{head}");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let (out, _, _) = client::exec(&url, None, false).await.expect("exec");
+    assert_eq!(out, b"after");
     s.shutdown().await;
 }
 

@@ -233,6 +233,21 @@ pub(crate) fn syn_reply(stream: u32, headers: &mut HeaderCodec) -> Result<Bytes,
     Ok(control(TYPE_SYN_REPLY, 0, &p))
 }
 
+/// A SYN_STREAM opening `stream` (what clients send; the server only needs it in tests).
+#[cfg(test)]
+pub(crate) fn syn_stream(
+    stream: u32,
+    headers: &[(&str, &str)],
+    codec: &mut HeaderCodec,
+) -> Result<Bytes, String> {
+    let block = codec.encode(headers)?;
+    let mut p = Vec::with_capacity(10 + block.len());
+    p.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    p.extend_from_slice(&block);
+    Ok(control(TYPE_SYN_STREAM, 0, &p))
+}
+
 pub(crate) fn ping(id: u32) -> Bytes {
     control(TYPE_PING, 0, &id.to_be_bytes())
 }

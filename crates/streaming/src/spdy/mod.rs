@@ -8,6 +8,9 @@ pub(crate) mod frame;
 pub(crate) mod portforward;
 pub(crate) mod remotecommand;
 
+#[cfg(test)]
+mod tests;
+
 /// Remote-command protocols over SPDY, best first (v5 is WebSocket-only).
 pub(crate) const REMOTE_COMMAND_PROTOCOLS: &[&str] = &[
     "v4.channel.k8s.io",
