@@ -8,9 +8,12 @@
 //! over the Kubernetes WebSocket channel protocols (`v5.channel.k8s.io`, `v4.channel.k8s.io`,
 //! their base64 and v1 variants, and `portforward.k8s.io`).
 //!
+//! The older SPDY/3.1 transport is spoken too (kubelet and the API server still use it, and
+//! so does `kubectl port-forward`, also tunnelled in WebSocket): exec and attach over
+//! `v4`/`v3`/`v2.channel.k8s.io`, port-forward over `portforward.k8s.io`.
+//!
 //! Every URL carries a random one-shot token that maps to the stored request; the request
-//! stored with the token wins over whatever query parameters the client adds. SPDY/3.1 is not
-//! spoken: such upgrade requests are answered `501 Not Implemented`.
+//! stored with the token wins over whatever query parameters the client adds.
 
 mod config;
 mod error;
@@ -29,8 +32,8 @@ pub use config::Config;
 pub use error::Error;
 pub use protocol::{
     CHANNEL_CLOSE, CHANNEL_ERROR, CHANNEL_RESIZE, CHANNEL_STDERR, CHANNEL_STDIN, CHANNEL_STDOUT,
-    PROTOCOL_PORT_FORWARD, PROTOCOL_V1, PROTOCOL_V1_BASE64, PROTOCOL_V4, PROTOCOL_V4_BASE64,
-    PROTOCOL_V5,
+    PROTOCOL_PORT_FORWARD, PROTOCOL_PORT_FORWARD_SPDY_TUNNEL, PROTOCOL_V1, PROTOCOL_V1_BASE64,
+    PROTOCOL_V4, PROTOCOL_V4_BASE64, PROTOCOL_V5,
 };
 pub use server::Server;
 

@@ -20,6 +20,8 @@ pub const PROTOCOL_V4_BASE64: &str = "v4.base64.channel.k8s.io";
 pub const PROTOCOL_V1: &str = "channel.k8s.io";
 pub const PROTOCOL_V1_BASE64: &str = "base64.channel.k8s.io";
 pub const PROTOCOL_PORT_FORWARD: &str = "portforward.k8s.io";
+/// kubectl ≥ 1.30's port-forward: SPDY frames carried in binary WebSocket messages.
+pub const PROTOCOL_PORT_FORWARD_SPDY_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 
 pub const CHANNEL_STDIN: u8 = 0;
 pub const CHANNEL_STDOUT: u8 = 1;
@@ -39,8 +41,12 @@ pub(crate) const REMOTE_COMMAND_PROTOCOLS: &[&str] = &[
 ];
 
 /// Subprotocols of port-forward.
-pub(crate) const PORT_FORWARD_PROTOCOLS: &[&str] =
-    &[PROTOCOL_PORT_FORWARD, PROTOCOL_V4, PROTOCOL_V4_BASE64];
+pub(crate) const PORT_FORWARD_PROTOCOLS: &[&str] = &[
+    PROTOCOL_PORT_FORWARD_SPDY_TUNNEL,
+    PROTOCOL_PORT_FORWARD,
+    PROTOCOL_V4,
+    PROTOCOL_V4_BASE64,
+];
 
 /// How the error channel reports the end of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

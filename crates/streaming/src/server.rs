@@ -21,7 +21,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::handshake::{self, text};
-use crate::protocol::{Framing, PORT_FORWARD_PROTOCOLS, REMOTE_COMMAND_PROTOCOLS};
+use crate::protocol::{
+    Framing, PORT_FORWARD_PROTOCOLS, PROTOCOL_PORT_FORWARD_SPDY_TUNNEL, REMOTE_COMMAND_PROTOCOLS,
+};
 use crate::tokens::{Pending, Tokens};
 use crate::{
     portforward, remotecommand, spdy, AttachRequest, Backend, Config, Error, ExecRequest,
@@ -243,22 +245,23 @@ async fn route(state: Arc<State>, mut req: Request<Incoming>) -> Response<Full<B
     let Some(mut pending) = state.tokens.take(&kind, &token) else {
         return text(StatusCode::NOT_FOUND, "unknown or expired stream token");
     };
+    let protocol = match &accepted {
+        Upgrade::WebSocket(a) => a.protocol.clone(),
+        Upgrade::Spdy(a) => a.protocol.clone(),
+    };
+    // Over SPDY (tunnelled or not) the ports come with each stream pair instead.
+    let ports_per_stream = is_spdy || protocol == PROTOCOL_PORT_FORWARD_SPDY_TUNNEL;
     if let Pending::PortForward(pf) = &mut pending {
         if pf.ports.is_empty() {
             pf.ports = ports;
         }
-        // Over SPDY the ports come with each stream pair instead.
-        if pf.ports.is_empty() && !is_spdy {
+        if pf.ports.is_empty() && !ports_per_stream {
             return text(
                 StatusCode::BAD_REQUEST,
                 "query parameter \"port\" is required",
             );
         }
     }
-    let protocol = match &accepted {
-        Upgrade::WebSocket(a) => a.protocol.clone(),
-        Upgrade::Spdy(a) => a.protocol.clone(),
-    };
     tracing::debug!(%kind, %protocol, spdy = is_spdy, "stream upgrade accepted");
     let response = match &accepted {
         Upgrade::WebSocket(a) => a.response(),
@@ -281,6 +284,14 @@ async fn route(state: Arc<State>, mut req: Request<Incoming>) -> Response<Full<B
                     let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
                     let framing = Framing::of(&protocol);
                     match pending {
+                        Pending::PortForward(r)
+                            if protocol == PROTOCOL_PORT_FORWARD_SPDY_TUNNEL =>
+                        {
+                            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+                            let bridge = tokio::spawn(spdy::tunnel::bridge(ws, ours));
+                            spdy::portforward::serve(theirs, backend, r).await;
+                            bridge.abort();
+                        }
                         Pending::PortForward(r) => {
                             portforward::serve(ws, framing, backend, r).await
                         }

@@ -7,6 +7,7 @@ pub(crate) mod conn;
 pub(crate) mod frame;
 pub(crate) mod portforward;
 pub(crate) mod remotecommand;
+pub(crate) mod tunnel;
 
 #[cfg(test)]
 mod tests;

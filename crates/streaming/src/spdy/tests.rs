@@ -8,6 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::frame::{self, Frame, HeaderCodec};
 use crate::{
@@ -201,11 +203,35 @@ async fn spdy_port_forward_pairs_streams_by_request_id() {
         .await
         .expect("start");
     // No ports stored: over SPDY each stream pair names its port.
-    let url = s.port_forward_url(PortForwardRequest {
+    let req = PortForwardRequest {
         pod_sandbox_id: "pod".into(),
         ports: vec![],
-    });
-    let mut tcp = upgrade(&s, &url, "portforward.k8s.io").await;
+    };
+    let url = s.port_forward_url(req.clone());
+    let tcp = upgrade(&s, &url, "portforward.k8s.io").await;
+    round_trip(tcp, port).await;
+
+    // The same SPDY inside WebSocket binary messages, as kubectl >= 1.30 sends it.
+    let url = s.port_forward_url(req);
+    let mut ws_req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("req");
+    ws_req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("SPDY/3.1+portforward.k8s.io"),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(ws_req)
+        .await
+        .expect("upgrade");
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(super::tunnel::bridge(ws, ours));
+    round_trip(theirs, port).await;
+    s.shutdown().await;
+}
+
+/// Opens an error+data stream pair for `port` and checks an upper-casing echo through it.
+async fn round_trip<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut io: S, port: u16) {
     let mut codec = HeaderCodec::new().expect("codec");
     let p = port.to_string();
     for (id, kind) in [(1, "error"), (3, "data")] {
@@ -215,14 +241,14 @@ async fn spdy_port_forward_pairs_streams_by_request_id() {
             ("requestid", "0"),
         ];
         let f = frame::syn_stream(id, &h, &mut codec).expect("syn");
-        tcp.write_all(&f).await.expect("write");
+        io.write_all(&f).await.expect("write");
     }
-    tcp.write_all(&frame::data_frame(3, false, b"ping"))
+    io.write_all(&frame::data_frame(3, false, b"ping"))
         .await
         .expect("write");
     let mut got = Vec::new();
     while got != b"PING" {
-        let f = tokio::time::timeout(LIMIT, frame::read_frame(&mut tcp, &mut codec))
+        let f = tokio::time::timeout(LIMIT, frame::read_frame(&mut io, &mut codec))
             .await
             .expect("in time")
             .expect("frame");
@@ -234,5 +260,4 @@ async fn spdy_port_forward_pairs_streams_by_request_id() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    s.shutdown().await;
 }
