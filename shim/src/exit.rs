@@ -48,12 +48,14 @@ impl Exit {
         }
     }
 
-    /// Writes the exit file atomically (temp file, fsync, rename) before anyone is told.
+    /// Writes the exit file atomically (temp file, rename) before anyone is told. No fsync:
+    /// the bundle lives in the state dir (`/run`, tmpfs), which does not outlive the host, and
+    /// a daemon or shim killed with SIGKILL loses nothing the kernel already has.
     pub fn persist(&self, bundle: &Path) -> std::io::Result<()> {
         let tmp = bundle.join(".exit.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
+        drop(f);
         std::fs::rename(&tmp, bundle.join(EXIT_FILE))
     }
 
