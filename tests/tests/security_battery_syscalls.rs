@@ -71,10 +71,19 @@ fn keyctl_and_add_key_are_refused() {
 #[test]
 fn ptrace_of_a_process_outside_the_container_is_impossible() {
     let b = Battery::shared();
-    // The daemon's pid is not visible in the container's pid namespace (a different process,
-    // or none, has that number there); ptrace of pid 1 is tried below.
-    let (out, _, _) = b.sh(&[], "ls /proc | grep -c '^[0-9]'");
-    let visible: u32 = out.trim().parse().unwrap_or(99);
+    // berthd and the test process have no number in the container's pid namespace: ptrace by
+    // their host pids finds nothing (or the container's own process, never theirs).
+    let host_pid = b.d.pid().to_string();
+    let me = std::process::id().to_string();
+    let script = format!(
+        "/bin/attack ptrace {host_pid}; /bin/attack ptrace {me}; ls /proc | grep -c '^[0-9]'"
+    );
+    let (out, err, _) = b.sh(&[], &script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}{err}");
+    assert_refused(lines[0], &["ESRCH"]);
+    assert_refused(lines[1], &["ESRCH"]);
+    let visible: u32 = lines[2].trim().parse().unwrap_or(99);
     assert!(visible <= 3, "host processes visible: {out}");
 }
 
@@ -153,8 +162,8 @@ fn open_by_handle_at_is_refused() {
 #[test]
 fn block_devices_cannot_be_made_or_opened() {
     let b = Battery::shared();
-    // mknod of a host block device (loop0 is 7:0; sda 8:0): CAP_MKNOD allows making the node,
-    // the device cgroup refuses opening it.
+    // mknod of a host block device (loop0 is 7:0; sda 8:0): CAP_MKNOD is in the default set,
+    // but the device cgroup refuses making the node ("m") and opening one ("rw").
     for (major, minor) in [("7", "0"), ("8", "0")] {
         let script = format!(
             "/bin/attack mknod /tmp/blk b {major} {minor}; /bin/attack open /tmp/blk r; \
