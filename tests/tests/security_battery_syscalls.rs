@@ -4,6 +4,7 @@
 //! `attack` helper (tests/attack/attack.c) in the battery image.
 
 use berth_tests::attack::{assert_refused, Battery, USER};
+use berth_tests::daemon::{err_text, text};
 
 /// One syscall case: (attack case, errnos accepted as "refused").
 fn refused(case: &[&str], errnos: &[&str]) {
@@ -226,11 +227,11 @@ fn setuid_binaries_gain_nothing_under_no_new_privileges() {
     let user = USER.to_string();
     let nnp = ["-u", user.as_str(), "--security-opt", "no-new-privileges"];
     let o = b.run(&nnp, &["/bin/attack-suid", "ids"]);
-    let out = berth_tests::daemon::text(&o);
+    let out = text(&o);
     assert!(
         out.contains("uid=1000 euid=1000 suid=1000"),
         "setuid took effect under no_new_privs: {out}{}",
-        berth_tests::daemon::err_text(&o)
+        err_text(&o)
     );
     // And it cannot become root afterwards.
     let line = b.attack(&nnp, &["setuid0"]);
@@ -245,6 +246,56 @@ fn setuid_binaries_gain_nothing_under_no_new_privileges() {
             "/bin/attack-suid ids; grep CapEff /proc/self/status",
         ],
     );
-    let out = berth_tests::daemon::text(&o);
+    let out = text(&o);
     assert!(out.contains("euid=0"), "{out}");
+}
+
+#[test]
+fn exec_processes_are_confined_like_the_init() {
+    let b = Battery::shared();
+    let o = b.d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "exec-confined",
+        "--network",
+        "none",
+        berth_tests::attack::IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert!(o.status.success(), "{}", err_text(&o));
+    let exec = |cmd: &[&str]| {
+        let mut args = vec!["exec", "exec-confined"];
+        args.extend_from_slice(cmd);
+        text(&b.d.run(&args))
+    };
+    let confinement = |status: &str| -> Vec<String> {
+        status
+            .lines()
+            .filter(|l| {
+                ["Cap", "Seccomp", "NoNewPrivs", "Uid", "Gid"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let init = confinement(&exec(&["cat", "/proc/1/status"]));
+    let exec_status = exec(&["cat", "/proc/self/status"]);
+    let execd = confinement(&exec_status);
+    let cgroups = exec(&[
+        "sh",
+        "-c",
+        "diff /proc/1/cgroup /proc/self/cgroup && echo same",
+    ]);
+    let mount = exec(&["/bin/attack", "mount"]);
+    let keyctl = exec(&["/bin/attack", "keyctl"]);
+    b.d.run(&["rm", "-f", "exec-confined"]);
+    assert!(init.len() >= 8, "{init:?}");
+    assert_eq!(init, execd, "an exec'd process is confined differently");
+    assert!(exec_status.contains("Seccomp:\t2"), "{exec_status}");
+    assert_eq!(cgroups, "same\n");
+    assert_refused(mount.trim(), &["EPERM"]);
+    assert_refused(keyctl.trim(), &["EPERM"]);
 }
