@@ -191,6 +191,23 @@ pub fn assert_refused(line: &str, errnos: &[&str]) {
     );
 }
 
+/// A host file's identity and change times (inode, size, mtime, ctime): any write changes
+/// them, and ctime cannot be set back from inside a container. Cheap for big debug binaries.
+pub fn fingerprint(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    format!(
+        "{} {} {} {}.{} {}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    )
+}
+
 /// sha256 of a host file, for before/after comparisons.
 pub fn file_hash(path: &Path) -> String {
     sha256(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
