@@ -174,6 +174,18 @@ fn a_100_mb_grpc_message_is_refused_without_being_buffered() {
         // read, as ResourceExhausted (berthd's message_limit layer; tonic says OutOfRange).
         assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
         assert!(e.message().contains("too large"), "{e:?}");
+        // In a stream too: one 100 MB chunk of an image import.
+        let mut images = berth_proto::v1::images_client::ImagesClient::new(ch.clone())
+            .max_encoding_message_size(usize::MAX);
+        let chunk = berth_proto::v1::ImportChunk {
+            data: vec![0u8; 100 << 20],
+            name: "huge:1".into(),
+        };
+        let e = images
+            .import(tokio_stream::iter(vec![chunk]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
         // Still serving, and no container was made.
         let mut version = VersionClient::new(ch);
         version.get(berth_proto::v1::Empty {}).await.unwrap();
