@@ -10,6 +10,7 @@ mod ids;
 mod images;
 mod listener;
 mod logs;
+mod message_limit;
 mod metrics;
 mod network;
 mod recover;
@@ -158,6 +159,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     });
     let mut graceful = stop_rx.clone();
     let server = tonic::transport::Server::builder()
+        .layer(message_limit::TooLargeLayer)
         .add_service(health_service)
         .add_service(ContainersServer::new(
             services::containers::ContainersService(d.clone()),

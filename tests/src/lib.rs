@@ -5,10 +5,12 @@
 //! and on drop it kills and deletes whatever is left and checks that no cgroup or mount remains.
 //! Exit statuses of container processes (our children) come from [`reaper`].
 
+pub mod attack;
 pub mod bin;
 pub mod bundle;
 pub mod daemon;
 pub mod guard;
+pub mod hostile_images;
 pub mod images;
 pub mod images_registry;
 pub mod output;
