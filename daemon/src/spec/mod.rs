@@ -209,11 +209,15 @@ fn merge_env(image: &[String], opts: &[String], hostname: &str, tty: bool) -> Ve
 }
 
 fn capabilities(o: &RunOptions) -> Result<Vec<Capability>, ApiError> {
-    // Every capability the caps crate knows, by name (CAP_CHOWN → Capability::Chown).
+    // "All" is every capability in the daemon's own bounding set (as containerd does): a
+    // restricted host may lack some, and asking for those would fail the container's start.
     let all = || -> Vec<Capability> {
-        caps::all()
+        let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+        let mut names: Vec<String> = bounding.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        names
             .iter()
-            .filter_map(|c| c.to_string().trim_start_matches("CAP_").parse().ok())
+            .filter_map(|c| c.trim_start_matches("CAP_").parse().ok())
             .collect()
     };
     let mut caps: Vec<Capability> = if o.privileged {
