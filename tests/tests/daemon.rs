@@ -33,6 +33,35 @@ fn run_prints_output_and_exits_with_the_container_code() {
     assert_eq!(text(&d.run(&["ps", "-aq"])), "");
 }
 
+/// --privileged gives the container every capability the daemon itself holds (this host
+/// withholds some from root: asking for those would fail the start).
+#[test]
+fn privileged_gets_the_daemons_capabilities_and_host_devices() {
+    let d = DaemonGuard::start();
+    let r = d.rootfs_arg();
+    let host_bnd = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .unwrap();
+    let o = d.run(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        "--rootfs",
+        &r,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status; test -e /dev/kmsg && echo devices",
+    ]);
+    assert!(o.status.success(), "{} {}", text(&o), err_text(&o));
+    let out = text(&o);
+    assert!(out.contains(&host_bnd), "{out} vs {host_bnd}");
+    assert!(out.contains("devices"), "{out}");
+}
+
 #[test]
 fn exec_logs_follow_stop_pause_stats_inspect_rm() {
     let d = DaemonGuard::start();

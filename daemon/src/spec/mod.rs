@@ -2,6 +2,7 @@
 //! run options, so berthctl and CRI get the same containers.
 
 pub mod defaults;
+mod host_devices;
 mod resources;
 pub mod user;
 
@@ -155,6 +156,7 @@ pub fn generate(i: &Inputs<'_>) -> Result<Spec, ApiError> {
     } else {
         linux.set_masked_paths(None);
         linux.set_readonly_paths(None);
+        linux.set_devices(Some(host_devices::under(std::path::Path::new("/dev"))));
     }
 
     let mut annotations = HashMap::new();

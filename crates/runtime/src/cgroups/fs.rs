@@ -82,7 +82,26 @@ pub(crate) fn exists(dir: &Path, file: &str) -> bool {
 
 /// Creates `dir` and its parents; returns the directories that did not exist before, outermost
 /// first.
+///
+/// A shared parent (e.g. `/berth`) may be removed by someone cleaning up between our mkdir of it
+/// and of its child; the child's mkdir then fails with ENOENT and the whole walk is retried.
 pub(crate) fn mkdir_all(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let mut created = Vec::new();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match mkdir_missing(dir, &mut created) {
+            Err(CgroupError::Io { source, .. })
+                if source.kind() == ErrorKind::NotFound && attempts < 10 => {}
+            Err(e) => return Err(e),
+            Ok(()) => {
+                return Ok(created);
+            }
+        }
+    }
+}
+
+fn mkdir_missing(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(d) = cur {
@@ -93,14 +112,18 @@ pub(crate) fn mkdir_all(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
         cur = d.parent();
     }
     missing.reverse();
-    for d in &missing {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
+    for d in missing {
+        match std::fs::create_dir(&d) {
+            Ok(()) => {
+                if !created.contains(&d) {
+                    created.push(d);
+                }
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(d)(e)),
+            Err(e) => return Err(io_err(&d)(e)),
         }
     }
-    Ok(missing)
+    Ok(())
 }
 
 /// Every pid in `cgroup.procs` of `dir` and of all its descendants.

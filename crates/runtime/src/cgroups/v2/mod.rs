@@ -67,11 +67,29 @@ impl Manager {
                 self.root.display()
             )));
         };
+        // A shared ancestor removed by a concurrent cleanup between two levels shows up as
+        // ENOENT: walk again from the root.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.create_levels(rel) {
+                Err(CgroupError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 10 => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn create_levels(&self, rel: &std::path::Path) -> Result<(), CgroupError> {
         let mut cur = self.root.clone();
         for c in rel.components() {
             enable_controllers(&cur)?;
             cur.push(c);
-            fs::mkdir_all(&cur)?;
+            match std::fs::create_dir(&cur) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(fs::io_err(&cur)(e)),
+            }
         }
         Ok(())
     }
