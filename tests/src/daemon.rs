@@ -6,6 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::guard::unique_id;
+use crate::netslot::NetSlot;
 use crate::{bin, reaper, rootfs};
 
 pub struct DaemonGuard {
@@ -18,6 +19,8 @@ pub struct DaemonGuard {
     /// The default network's bridge and subnet, unique to this daemon.
     pub bridge: String,
     pub subnet: String,
+    /// Keeps `bridge` and `subnet` ours while the daemon lives.
+    _slot: NetSlot,
     /// More berthd flags.
     pub extra: Vec<String>,
     child: Option<Child>,
@@ -37,14 +40,13 @@ impl DaemonGuard {
         let rootfs_dir = dir.path().join("rootfs");
         rootfs::populate(&rootfs_dir).expect("rootfs");
         let uid = unique_id();
-        let n: u32 = uid
-            .bytes()
-            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        let slot = NetSlot::claim("daemon");
         let mut d = DaemonGuard {
             socket: dir.path().join("berth.sock"),
             cgroup_root: format!("/berth-test-{uid}"),
-            bridge: format!("bd{}x{}", std::process::id() % 10000, n % 1000),
-            subnet: format!("10.{}.{}.0/24", 202 + n % 40, (n / 40) % 250),
+            bridge: format!("bdtest{}", slot.n),
+            subnet: format!("10.201.{}.0/24", slot.n),
+            _slot: slot,
             rootfs: rootfs_dir,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod hostile_images;
 pub mod images;
 pub mod images_registry;
+pub mod netslot;
 pub mod output;
 pub mod reaper;
 pub mod rootfs;

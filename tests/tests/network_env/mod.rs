@@ -8,13 +8,12 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use berth_network::{ensure_default_network, DefaultNetwork, Network, NetworkOptions};
+use berth_tests::netslot::NetSlot;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
 
 // ---------------------------------------------------------------------------------------------
@@ -61,16 +60,15 @@ pub struct Env {
     pub ipam_dir: PathBuf,
     ids: Mutex<Vec<String>>,
     _forward: ForwardGuard,
+    _slot: NetSlot,
     tmp: tempfile::TempDir,
 }
 
 impl Env {
     pub fn new() -> Self {
         let forward = ForwardGuard::new();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        assert!(n < 6, "too many environments for the subnet scheme");
-        let pid = std::process::id();
-        let octet = (pid % 40) * 6 + n;
+        let slot = NetSlot::claim("env");
+        let n = slot.n;
         let tmp = tempfile::Builder::new()
             .prefix("berth-net-")
             .tempdir()
@@ -85,12 +83,13 @@ impl Env {
         };
         let env = Env {
             network: Network::new(opts),
-            name: format!("bnt{}n{n}", pid % 1000),
-            bridge: format!("bt{}x{n}", pid % 1000),
-            prefix: format!("10.200.{octet}."),
+            name: format!("bnt{n}"),
+            bridge: format!("bttest{n}"),
+            prefix: format!("10.200.{n}."),
             ipam_dir: root.join("ipam"),
             ids: Mutex::new(Vec::new()),
             _forward: forward,
+            _slot: slot,
             tmp,
         };
         // No stale bridge of a crashed earlier run with the same pid may disturb the test.
