@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod error;
 mod events;
+mod exits;
 mod ids;
 mod images;
 mod listener;

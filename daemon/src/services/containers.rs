@@ -161,6 +161,7 @@ pub async fn create(
         snapshot_key: snapshot_key.clone(),
         created_at_ns: now_ns(),
         image_digest,
+        ..Default::default()
     };
     if !snapshot_key.is_empty() {
         crate::images::prepare(d, &snapshot_key, &chain_id)?;

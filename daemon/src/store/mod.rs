@@ -20,7 +20,7 @@ mod migrations;
 
 use std::path::Path;
 
-use berth_proto::v1::{Container, Image, Namespace};
+use berth_proto::v1::{Container, ExitInfo, Image, Namespace};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -232,6 +232,34 @@ impl Store {
                 decode(&key, &value)
             })
             .collect()
+    }
+
+    /// Records the last exit of a container's init (read, change, write in one transaction, so
+    /// a concurrent label update is not lost). A container removed meanwhile is left alone.
+    pub fn set_last_exit(
+        &self,
+        ns: &str,
+        id: &str,
+        exit: &ExitInfo,
+        status: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let key = k(&[ns, "containers", id]);
+        self.db
+            .transaction(|tx| {
+                let Some(value) = tx.get(&key)? else {
+                    return Ok(());
+                };
+                let mut c: Container =
+                    decode(&key, &value).map_err(ConflictableTransactionError::Abort)?;
+                c.last_exit = Some(*exit);
+                c.last_exit_status = status.to_string();
+                c.last_exit_reason = reason.to_string();
+                tx.insert(key.as_slice(), c.encode_to_vec())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.flush()
     }
 
     pub fn delete_container(&self, ns: &str, c: &Container) -> Result<()> {
