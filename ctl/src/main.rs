@@ -98,6 +98,9 @@ enum Command {
     Version(cmd::system::FormatArg),
     /// Daemon and host facts.
     Info(cmd::system::FormatArg),
+    /// Find (and remove) what crashes left behind: bundles, mounts, cgroups, networks, shims
+    /// and snapshots nothing owns; report shims berthd cannot speak to.
+    Doctor(cmd::doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -159,6 +162,7 @@ async fn dispatch(cli: Cli) -> i32 {
             Command::Network(a) => cmd::system::network(c, a).await,
             Command::Version(a) => cmd::system::version(c, a).await,
             Command::Info(a) => cmd::system::info(c, a).await,
+            Command::Doctor(a) => cmd::doctor::doctor(c, a).await,
             Command::Completions { .. } => Ok(0),
         }
     }

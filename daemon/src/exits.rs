@@ -98,7 +98,11 @@ pub async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
         exit_code = shown,
         "the shim died; cleaning up its task"
     );
-    record(d, ns, id, exit, status, SHIM_DIED);
+    // No bootstrap: the shim never answered (a create interrupted), so the task never ran.
+    let started = bundle.join(berth_proto::shim::BOOTSTRAP_FILE).exists();
+    if started || status == EXITED {
+        record(d, ns, id, exit, status, SHIM_DIED);
+    }
     d.bus.publish(
         ns,
         "/tasks/exit",
