@@ -68,6 +68,8 @@ pub async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
                     return;
                 }
             }
+            // Alive but without a container (a create interrupted): it must not linger.
+            let _ = client.shutdown(shim::ShutdownRequest { now: true }).await;
         }
         Err(ApiError::FailedPrecondition(why)) => {
             tracing::warn!(ns, id, "{why}");

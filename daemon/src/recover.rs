@@ -80,7 +80,21 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
         events,
     );
     // An exit while we were away: report it now (and honour --rm).
-    if let Ok(st) = client.state(shim::ProcessRequest::default()).await {
+    let state = client.state(shim::ProcessRequest::default()).await;
+    if let Err(s) = &state {
+        if s.code() == tonic::Code::NotFound {
+            // A shim without a container: berthd died between starting it and Create. The
+            // task never existed; remove it (the shim is shut down, the record stays).
+            tracing::warn!(
+                ns,
+                id,
+                "a shim without a container: removing the half-made task"
+            );
+            let _ = crate::tasks::remove_task(d, ns, &c, true).await;
+            return;
+        }
+    }
+    if let Ok(st) = state {
         let st = st.into_inner();
         if st.status == shim::Status::Stopped as i32 {
             let code = st.exit.map(|e| e.code).unwrap_or(-1);

@@ -299,6 +299,9 @@ pub async fn remove_task(
     let st = match client.state(shim::ProcessRequest::default()).await {
         Ok(s) => s.into_inner(),
         Err(_) => {
+            // Dead, or alive without a container (berthd died between starting it and Create):
+            // either way it goes, or it would run on with nothing that ever talks to it.
+            let _ = client.shutdown(shim::ShutdownRequest { now: true }).await;
             d.shims.forget(ns, &c.id);
             cleanup_dead(d, ns, c, &bundle).await;
             return Ok(None);

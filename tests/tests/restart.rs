@@ -81,7 +81,16 @@ fn fifty_containers_survive_sigterm_and_sigkill_of_berthd() {
                         format!("echo hello-{n}; exec sleep 1000")
                     };
                     ok(&d.run(&[
-                        "run", "-d", "--name", n, "--network", "none", "--rootfs", r, "sh", "-c",
+                        "run",
+                        "-d",
+                        "--name",
+                        n,
+                        "--network",
+                        "none",
+                        "--rootfs",
+                        r,
+                        "sh",
+                        "-c",
                         &script,
                     ]));
                 }
@@ -136,7 +145,17 @@ fn exits_while_berthd_is_down_keep_their_real_codes() {
     let r = d.rootfs_arg();
     let run = |name: &str, script: &str| {
         let o = d.run(&[
-            "run", "-d", "--name", name, "--network", "none", "--rootfs", &r, "sh", "-c", script,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--rootfs",
+            &r,
+            "sh",
+            "-c",
+            script,
         ]);
         ok(&o);
         text(&o).trim().to_string()
@@ -152,7 +171,10 @@ fn exits_while_berthd_is_down_keep_their_real_codes() {
     reaper::wait_exit(e_shim, Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(1);
     while d.state().join("tasks/default").join(&e).exists() {
-        assert!(Instant::now() < deadline, "the dead shim's task is still there after 1 s");
+        assert!(
+            Instant::now() < deadline,
+            "the dead shim's task is still there after 1 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(ps(&d, "default")["e"]["status"], "exited");
@@ -177,7 +199,10 @@ fn exits_while_berthd_is_down_keep_their_real_codes() {
     assert_eq!(st["c"]["status"], "exited", "{}", st["c"]);
     assert!(st["c"]["exit_code"].is_null(), "{}", st["c"]);
     let table = text(&d.run(&["ps", "-a"]));
-    assert!(table.contains("exited (7)") && table.contains("exited (9)"), "{table}");
+    assert!(
+        table.contains("exited (7)") && table.contains("exited (9)"),
+        "{table}"
+    );
     // c's process was killed with its dead shim's task; the bundles of b and c are gone.
     assert!(reaper::wait_exit(c_pid, Duration::from_secs(5)).is_some());
     for id in [&b, &c] {
@@ -242,7 +267,15 @@ fn chaos_cycles_with_kill_9_leave_a_consistent_store_and_no_orphans() {
                     let net = if i % 4 == 0 { "bridge" } else { "none" };
                     let script = "trap 'exit 3' TERM; while true; do sleep 0.1; done";
                     run(&[
-                        "create", "--name", &name, "--network", net, "chaos:1", "sh", "-c", script,
+                        "create",
+                        "--name",
+                        &name,
+                        "--network",
+                        net,
+                        "chaos:1",
+                        "sh",
+                        "-c",
+                        script,
                     ]);
                     run(&["start", &name]);
                     run(&["stop", "-t", "2", &name]);
@@ -281,7 +314,10 @@ fn chaos_cycles_with_kill_9_leave_a_consistent_store_and_no_orphans() {
     // The start-up pass runs in the background; doctor finds whatever it has not yet removed.
     let found = doctor(&d, false);
     let left_by_doctor: Vec<_> = found.iter().filter(|o| o["removed"] != true).collect();
-    assert!(left_by_doctor.is_empty(), "doctor could not remove: {left_by_doctor:?}");
+    assert!(
+        left_by_doctor.is_empty(),
+        "doctor could not remove: {left_by_doctor:?}"
+    );
     // Consistency: every record can be inspected, has a state, and can be removed.
     let list = ps(&d, "default");
     for (name, c) in &list {
@@ -305,6 +341,15 @@ fn chaos_cycles_with_kill_9_leave_a_consistent_store_and_no_orphans() {
     for o in &found {
         println!("  orphan {o}");
     }
+    if !left.is_empty() {
+        let log = d.log();
+        for o in &left {
+            let id = o["id"].as_str().unwrap_or("?");
+            for l in log.lines().filter(|l| l.contains(id)) {
+                println!("  log: {l}");
+            }
+        }
+    }
     assert!(left.is_empty(), "orphans left: {left:?}");
     // Nothing of a task is left on disk either.
     let bundles: Vec<_> = std::fs::read_dir(d.state().join("tasks/default"))
@@ -321,7 +366,9 @@ fn doctor_dry_run_lists_planted_orphans_and_doctor_removes_them() {
     let d = DaemonGuard::start();
     let r = d.rootfs_arg();
     // Owned things that must never be listed: a running container in default and in k8s.io.
-    let o = d.run(&["run", "-d", "--name", "keep", "--rootfs", &r, "sleep", "1000"]);
+    let o = d.run(&[
+        "run", "-d", "--name", "keep", "--rootfs", &r, "sleep", "1000",
+    ]);
     ok(&o);
     let keep = text(&o).trim().to_string();
     let o = d.run(&[
@@ -409,7 +456,9 @@ fn doctor_dry_run_lists_planted_orphans_and_doctor_removes_them() {
 fn a_shim_speaking_an_unknown_protocol_is_reported_and_never_killed() {
     let mut d = DaemonGuard::start();
     let r = d.rootfs_arg();
-    let o = d.run(&["run", "-d", "--name", "old", "--rootfs", &r, "sleep", "1000"]);
+    let o = d.run(&[
+        "run", "-d", "--name", "old", "--rootfs", &r, "sleep", "1000",
+    ]);
     ok(&o);
     let id = text(&o).trim().to_string();
     let pid = ps(&d, "default")["old"]["pid"].as_i64().unwrap() as i32;
@@ -424,17 +473,19 @@ fn a_shim_speaking_an_unknown_protocol_is_reported_and_never_killed() {
     d.spawn();
     let st = &ps(&d, "default")["old"];
     assert_eq!(st["status"], "unknown", "{st}");
-    assert!(st["detail"].as_str().unwrap().contains("protocol 99"), "{st}");
+    assert!(
+        st["detail"].as_str().unwrap().contains("protocol 99"),
+        "{st}"
+    );
     assert!(text(&d.run(&["ps"])).contains("unknown (shim incompatible)"));
     let insp = text(&d.run(&["inspect", "old"]));
     assert!(insp.contains("protocol 99"), "{insp}");
     // doctor reports it and keeps it; removal is refused; the shim and container live on.
     let found = doctor(&d, false);
     assert!(
-        found
-            .iter()
-            .any(|o| o["kind"] == "incompatible-shim" && o["id"] == id.as_str()
-                && o["removed"] == false),
+        found.iter().any(|o| o["kind"] == "incompatible-shim"
+            && o["id"] == id.as_str()
+            && o["removed"] == false),
         "{found:?}"
     );
     let rm = d.run(&["rm", "-f", "old"]);
