@@ -122,3 +122,31 @@ pub async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shims_exit_file_is_read_and_garbage_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_exit_file(dir.path()), None);
+        std::fs::write(
+            dir.path().join("exit"),
+            r#"{"pid":7,"code":137,"signal":9,"oom_killed":true,"exited_at_ns":5}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read_exit_file(dir.path()),
+            Some(ExitInfo {
+                code: 137,
+                signal: 9,
+                oom_killed: true,
+                exited_at_ns: 5,
+                pid: 7,
+            })
+        );
+        std::fs::write(dir.path().join("exit"), "{not json").unwrap();
+        assert_eq!(read_exit_file(dir.path()), None);
+    }
+}

@@ -97,19 +97,25 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
     if let Ok(st) = state {
         let st = st.into_inner();
         if st.status == shim::Status::Stopped as i32 {
-            let code = st.exit.map(|e| e.code).unwrap_or(-1);
             if let Some(exit) = st.exit.map(crate::tasks::exit_info) {
-                // Recorded already if it exited before berthd went down.
+                // Recorded (and reported) already if it exited before berthd went down.
                 let known = c
                     .last_exit
                     .is_some_and(|l| l.exited_at_ns == exit.exited_at_ns);
                 if !known {
                     let (status, reason) = (crate::exits::EXITED, crate::exits::WHILE_DOWN);
                     crate::exits::record(d, ns, id, exit, status, reason);
+                    d.bus.publish(
+                        ns,
+                        "/tasks/exit",
+                        id,
+                        &[
+                            ("exit_code", exit.code.to_string()),
+                            ("reason", reason.into()),
+                        ],
+                    );
                 }
             }
-            d.bus
-                .publish(ns, "/tasks/exit", id, &[("exit_code", code.to_string())]);
             if auto_remove {
                 let _ = crate::services::containers::remove(d, ns, &c, true).await;
             }

@@ -387,6 +387,31 @@ mod tests {
     }
 
     #[test]
+    fn the_last_exit_is_kept_with_the_rest_of_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut c = container("a", "x");
+        c.labels.insert("k".into(), "v".into());
+        s.create_container("default", &c).unwrap();
+        let exit = ExitInfo {
+            code: 9,
+            pid: 42,
+            ..Default::default()
+        };
+        s.set_last_exit("default", "a", &exit, "exited", "shim died")
+            .unwrap();
+        let got = s.find_container("default", "a").unwrap();
+        assert_eq!(got.last_exit, Some(exit));
+        assert_eq!(got.last_exit_status, "exited");
+        assert_eq!(got.last_exit_reason, "shim died");
+        assert_eq!(got.labels["k"], "v");
+        // A removed container stays removed.
+        s.set_last_exit("default", "gone", &exit, "exited", "")
+            .unwrap();
+        assert!(s.container("default", "gone").unwrap().is_none());
+    }
+
+    #[test]
     fn reopening_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         {
