@@ -331,10 +331,17 @@ fn chaos_cycles_with_kill_9_leave_a_consistent_store_and_no_orphans() {
     }
     assert_eq!(text(&d.run(&["ps", "-aq"])), "");
     let left = doctor(&d, true);
+    // The start-up passes (one per restart) log each orphan they find and remove.
+    let at_start = d
+        .log()
+        .lines()
+        .filter(|l| l.contains("berthd::orphans") && l.contains(" orphan "))
+        .count();
     println!(
         "chaos: cycles={CYCLES} berthd_kills={kills} shim_kills={shim_kills} \
-         records_left={} orphans_found={} orphans_left={}",
+         records_left={} orphans_found={} (start-up passes {at_start}, doctor {}) orphans_left={}",
         list.len(),
+        at_start + found.len(),
         found.len(),
         left.len()
     );
