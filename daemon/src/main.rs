@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod error;
 mod events;
+mod exits;
 mod ids;
 mod images;
 mod listener;
@@ -13,6 +14,7 @@ mod logs;
 mod message_limit;
 mod metrics;
 mod network;
+mod orphans;
 mod recover;
 mod services;
 mod shims;
@@ -131,6 +133,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     d.bundles.sweep();
     network::startup(&d).await;
     recover::run(&d).await;
+    orphans::startup(&d);
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }
@@ -176,6 +179,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         )))
         .add_service(berth_proto::v1::images_server::ImagesServer::new(
             services::images::ImagesService(d.clone()),
+        ))
+        .add_service(berth_proto::v1::maintenance_server::MaintenanceServer::new(
+            services::maintenance::MaintenanceService(d.clone()),
         ))
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
