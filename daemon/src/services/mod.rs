@@ -5,7 +5,7 @@ pub mod events;
 pub mod images;
 pub mod namespaces;
 pub mod networks;
-mod task_io;
+pub(crate) mod task_io;
 pub mod tasks;
 pub mod version;
 
