@@ -93,9 +93,6 @@ async fn run_process(
         mut resize,
     } = io;
     let mut output = client.attach(req()).await?.into_inner();
-    if let Some(stdin) = stdin {
-        tokio::spawn(forward_stdin(client.clone(), exec_id.to_string(), stdin));
-    }
     {
         let mut c = client.clone();
         let exec_id = exec_id.to_string();
@@ -113,6 +110,10 @@ async fn run_process(
     }
     if start {
         client.start(req()).await?;
+    }
+    // After the start: the shim has a stdin to write to only once the process runs.
+    if let Some(stdin) = stdin {
+        tokio::spawn(forward_stdin(client.clone(), exec_id.to_string(), stdin));
     }
     let pump = async move {
         while let Ok(Some(chunk)) = output.message().await {
