@@ -34,6 +34,7 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
         .map(|i| i.image.clone())
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::InvalidArgument("the container config needs an image".into()))?;
+    let image = image_name(d, &image)?;
     let sandbox = records::find_sandbox(d, &r.pod_sandbox_id)?.ok_or_else(|| {
         ApiError::NotFound(format!("pod sandbox {:?} not found", r.pod_sandbox_id))
     })?;
@@ -105,6 +106,27 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
             Err(e)
         }
     }
+}
+
+/// The image record kubelet means: a name, or an image id (`sha256:<manifest digest>`, as
+/// ContainerStatus reports it), or `name@sha256:...`.
+fn image_name(d: &Daemon, image: &str) -> ApiResult<String> {
+    let digest = if let Some(hex) = image.strip_prefix("sha256:") {
+        format!("sha256:{hex}")
+    } else if image.len() == 64 && image.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("sha256:{image}")
+    } else {
+        return Ok(image.to_string());
+    };
+    if d.store.image(NS, image)?.is_some() {
+        return Ok(image.to_string());
+    }
+    d.store
+        .images(NS)?
+        .into_iter()
+        .find(|i| i.digest == digest)
+        .map(|i| i.name)
+        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))
 }
 
 /// The log file kubelet asked for: the pod's log directory joined with the container's path.

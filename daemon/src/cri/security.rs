@@ -51,6 +51,25 @@ pub fn apply_to_options(
     if let Some(c) = &sc.capabilities {
         opts.cap_add = c.add_capabilities.clone();
         opts.cap_drop = c.drop_capabilities.clone();
+        // CRI drops first, then adds (dropping ALL and adding one keeps that one); the run
+        // options add first. Drop exactly the defaults not added instead.
+        if c.drop_capabilities
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case("ALL"))
+        {
+            let added = |name: &str| {
+                c.add_capabilities.iter().any(|a| {
+                    a.eq_ignore_ascii_case("ALL")
+                        || a.trim_start_matches("CAP_")
+                            .eq_ignore_ascii_case(name.trim_start_matches("CAP_"))
+                })
+            };
+            opts.cap_drop = crate::spec::defaults::CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .filter(|c| !added(c))
+                .collect();
+        }
     }
     opts.read_only = sc.readonly_rootfs;
     opts.no_new_privileges = sc.no_new_privs;
