@@ -14,6 +14,12 @@
 //! bridge = "berth0"               # the default network, written when the conf dir has none
 //! subnet = "10.89.0.0/16"
 //! registry_dir = "/etc/berth/registry"  # <host>/hosts.json: mirrors, plain_http, auth
+//!
+//! [cri.registry.mirrors."docker.io"]    # CRI pulls only, like containerd's CRI plugin
+//! endpoints = ["http://127.0.0.1:5000"]
+//! [cri.registry.configs."registry.example.com".auth]
+//! username = "u"
+//! password = "p"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -37,6 +43,15 @@ pub struct Config {
     pub bridge: String,
     pub subnet: String,
     pub registry_dir: PathBuf,
+    pub cri: CriConfig,
+}
+
+/// The `[cri]` table: Kubernetes CRI settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CriConfig {
+    /// Mirrors and credentials for CRI image pulls.
+    pub registry: crate::cri::image::mirrors::CriRegistry,
 }
 
 impl Default for Config {
@@ -55,6 +70,7 @@ impl Default for Config {
             bridge: "berth0".into(),
             subnet: "10.89.0.0/16".into(),
             registry_dir: PathBuf::from("/etc/berth/registry"),
+            cri: CriConfig::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod bundle;
 mod config;
+mod cri;
 mod daemon;
 mod error;
 mod events;
@@ -134,6 +135,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }
+    let cri_images = cri::image_service::CriImageService::new(d.clone())?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()
@@ -179,6 +181,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         ))
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
+        ))
+        .add_service(k8s_cri::v1::image_service_server::ImageServiceServer::new(
+            cri_images,
         ))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = graceful.wait_for(|stop| *stop).await;
