@@ -145,6 +145,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         metrics::serve(d.clone(), addr).await?;
     }
     let streaming = cri::start_streaming(&d).await?;
+    let cri_images = cri::image_service::CriImageService::new(d.clone())?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()
@@ -195,6 +196,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
             services::networks::NetworksService(d.clone()),
         ))
         .add_service(cri::runtime_service(d.clone(), streaming.clone()))
+        .add_service(k8s_cri::v1::image_service_server::ImageServiceServer::new(
+            cri_images,
+        ))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = graceful.wait_for(|stop| *stop).await;
         });
