@@ -11,6 +11,7 @@ mod events;
 mod exec_sync;
 pub mod image;
 pub mod image_service;
+mod log_paths;
 pub mod records;
 mod runtime_info;
 mod sandbox_run;
