@@ -3,6 +3,7 @@
 
 mod bundle;
 mod config;
+mod cri;
 mod daemon;
 mod error;
 mod events;
@@ -68,6 +69,9 @@ struct Cli {
     /// Registry hosts configuration (mirrors, plain HTTP, auth): <dir>/<host>/hosts.json.
     #[arg(long)]
     registry_dir: Option<PathBuf>,
+    /// The CRI streaming server's address (default 127.0.0.1:0, a free loopback port).
+    #[arg(long)]
+    stream_address: Option<String>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9323).
     #[arg(long)]
     metrics_address: Option<String>,
@@ -103,6 +107,9 @@ fn main() -> anyhow::Result<()> {
     if cli.metrics_address.is_some() {
         cfg.metrics_address = cli.metrics_address;
     }
+    if let Some(v) = cli.stream_address {
+        cfg.stream_address = v;
+    }
     if let Some(v) = cli.bridge {
         cfg.bridge = v;
     }
@@ -137,6 +144,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }
+    let streaming = cri::start_streaming(&d).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()
@@ -186,6 +194,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
         ))
+        .add_service(cri::runtime_service(d.clone(), streaming.clone()))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = graceful.wait_for(|stop| *stop).await;
         });

@@ -38,7 +38,11 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
         let mut client = d.shims.start(ns, &c.id, &bundle).await?;
         // Subscribe before the process can exit, so no exit is missed.
         let events = client.events(shim::Empty {}).await?.into_inner();
-        let log = d.log_path(ns, &c.id);
+        let log = if opts.log_path.is_empty() {
+            d.log_path(ns, &c.id)
+        } else {
+            opts.log_path.clone().into()
+        };
         let pid = client
             .create(shim::CreateRequest {
                 bundle: bundle.display().to_string(),
@@ -101,6 +105,12 @@ async fn finish_spec(
     };
     let resolved = user::resolve(rootfs, &user_spec)?;
     if let Some(process) = spec.process_mut() {
+        let mut resolved = resolved;
+        for g in &opts.additional_gids {
+            if !resolved.additional_gids.contains(g) {
+                resolved.additional_gids.push(*g);
+            }
+        }
         resolved.apply_to(process);
         let mut env = process.env().clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("HOME=")) {

@@ -6,6 +6,8 @@
 //! v1/<ns>/containers/<id>               → berth.v1.Container
 //! v1/<ns>/container_names/<name>        → <id>
 //! v1/<ns>/images/<name>                 → berth.v1.Image
+//! v1/<ns>/cri_sandboxes/<id>            → CRI pod sandbox record (daemon/src/cri/records.rs)
+//! v1/<ns>/cri_containers/<id>           → CRI container record
 //! ```
 //! Namespace names, ids and image names never contain `/` where it would be ambiguous: ids and
 //! names are validated (see `ids.rs`), image names are the last component and may contain `/`
@@ -274,6 +276,39 @@ impl Store {
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(tx_err)?;
+        self.flush()
+    }
+
+    // Records of other kinds (CRI): protobuf values under v1/<ns>/<kind>/<id>.
+
+    pub fn put_record<M: Message>(&self, ns: &str, kind: &str, id: &str, m: &M) -> Result<()> {
+        self.db.insert(k(&[ns, kind, id]), m.encode_to_vec())?;
+        self.flush()
+    }
+
+    pub fn record<M: Message + Default>(
+        &self,
+        ns: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<M>> {
+        let key = k(&[ns, kind, id]);
+        self.db.get(&key)?.map(|v| decode(&key, &v)).transpose()
+    }
+
+    pub fn records<M: Message + Default>(&self, ns: &str, kind: &str) -> Result<Vec<M>> {
+        let prefix = k(&[ns, kind, ""]);
+        self.db
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    pub fn delete_record(&self, ns: &str, kind: &str, id: &str) -> Result<()> {
+        self.db.remove(k(&[ns, kind, id]))?;
         self.flush()
     }
 
