@@ -246,12 +246,28 @@ async fn pull_with_request_credentials_list_status_remove() {
     assert!(usage.timestamp > 0);
     assert_eq!(fs.container_filesystems.len(), 1);
 
-    // It is in berthd's k8s.io namespace.
+    // It is in berthd's k8s.io namespace, and runs by ID (what kubelet passes to
+    // CreateContainer) and by digest reference.
     let out = d.run(&["-n", "k8s.io", "images"]);
     assert!(
         berth_tests::daemon::text(&out).contains("busybox"),
         "{out:?}"
     );
+    for image in [&id, &by_digest] {
+        let out = d.run(&[
+            "-n",
+            "k8s.io",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "cat",
+            "/opt/lower/c",
+        ]);
+        assert!(out.status.success(), "{image}: {out:?}");
+        assert_eq!(berth_tests::daemon::text(&out).trim(), "c");
+    }
 
     // Removal by one name removes every name; again succeeds; the blobs are collected.
     remove(&mut cri, &by_digest).await.unwrap();
