@@ -10,7 +10,9 @@ use std::path::Path;
 use berth_tests::cri::{connect, Cri};
 use berth_tests::daemon::DaemonGuard;
 use berth_tests::images::{self, busybox_image_gzip, TestImage};
-use berth_tests::images_registry::{AuthMode, AuthProxy, Registry, PROXY_TOKEN, PROXY_USER};
+use berth_tests::images_registry::{
+    AuthMode, AuthProxy, Registry, PROXY_REFRESH_TOKEN, PROXY_TOKEN, PROXY_USER,
+};
 use k8s_cri::v1::{
     AuthConfig, ImageFilter, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
     PullImageRequest, RemoveImageRequest,
@@ -146,6 +148,22 @@ async fn pull_with_request_credentials_list_status_remove() {
         ..Default::default()
     };
     assert_eq!(pull(&mut cri, &bearer_name, Some(token)).await.unwrap(), id);
+    // An identity token: an OAuth2 refresh token exchanged at the token endpoint.
+    let identity = AuthConfig {
+        identity_token: PROXY_REFRESH_TOKEN.into(),
+        ..Default::default()
+    };
+    let before = bearer.tokens.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        pull(&mut cri, &bearer_name, Some(identity)).await.unwrap(),
+        id
+    );
+    assert!(bearer.tokens.load(std::sync::atomic::Ordering::SeqCst) > before);
+    let wrong = AuthConfig {
+        identity_token: "wrong".into(),
+        ..Default::default()
+    };
+    assert!(pull(&mut cri, &bearer_name, Some(wrong)).await.is_err());
     let err = pull(&mut cri, &bearer_name, None).await.unwrap_err();
     assert!(err.message().contains("401"), "{err:?}");
 
