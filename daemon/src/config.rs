@@ -14,6 +14,7 @@
 //! bridge = "berth0"               # the default network, written when the conf dir has none
 //! subnet = "10.89.0.0/16"
 //! registry_dir = "/etc/berth/registry"  # <host>/hosts.json: mirrors, plain_http, auth
+//! stream_address = "127.0.0.1:0"  # CRI streaming server (exec/attach/port-forward URLs)
 //!
 //! [cri.registry.mirrors."docker.io"]    # CRI pulls only, like containerd's CRI plugin
 //! endpoints = ["http://127.0.0.1:5000"]
@@ -43,6 +44,8 @@ pub struct Config {
     pub bridge: String,
     pub subnet: String,
     pub registry_dir: PathBuf,
+    /// Where the CRI streaming server listens (port 0: a free one).
+    pub stream_address: String,
     pub cri: CriConfig,
 }
 
@@ -70,6 +73,7 @@ impl Default for Config {
             bridge: "berth0".into(),
             subnet: "10.89.0.0/16".into(),
             registry_dir: PathBuf::from("/etc/berth/registry"),
+            stream_address: "127.0.0.1:0".into(),
             cri: CriConfig::default(),
         }
     }

@@ -7,6 +7,7 @@ mod cri;
 mod daemon;
 mod error;
 mod events;
+mod exits;
 mod ids;
 mod images;
 mod listener;
@@ -14,6 +15,7 @@ mod logs;
 mod message_limit;
 mod metrics;
 mod network;
+mod orphans;
 mod recover;
 mod services;
 mod shims;
@@ -67,6 +69,9 @@ struct Cli {
     /// Registry hosts configuration (mirrors, plain HTTP, auth): <dir>/<host>/hosts.json.
     #[arg(long)]
     registry_dir: Option<PathBuf>,
+    /// The CRI streaming server's address (default 127.0.0.1:0, a free loopback port).
+    #[arg(long)]
+    stream_address: Option<String>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9323).
     #[arg(long)]
     metrics_address: Option<String>,
@@ -102,6 +107,9 @@ fn main() -> anyhow::Result<()> {
     if cli.metrics_address.is_some() {
         cfg.metrics_address = cli.metrics_address;
     }
+    if let Some(v) = cli.stream_address {
+        cfg.stream_address = v;
+    }
     if let Some(v) = cli.bridge {
         cfg.bridge = v;
     }
@@ -132,9 +140,11 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     d.bundles.sweep();
     network::startup(&d).await;
     recover::run(&d).await;
+    orphans::startup(&d);
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }
+    let streaming = cri::start_streaming(&d).await?;
     let cri_images = cri::image_service::CriImageService::new(d.clone())?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -179,9 +189,13 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .add_service(berth_proto::v1::images_server::ImagesServer::new(
             services::images::ImagesService(d.clone()),
         ))
+        .add_service(berth_proto::v1::maintenance_server::MaintenanceServer::new(
+            services::maintenance::MaintenanceService(d.clone()),
+        ))
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
         ))
+        .add_service(cri::runtime_service(d.clone(), streaming.clone()))
         .add_service(k8s_cri::v1::image_service_server::ImageServiceServer::new(
             cri_images,
         ))

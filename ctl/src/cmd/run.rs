@@ -267,6 +267,7 @@ fn options(a: &CreateArgs, auto_remove: bool, ephemeral: bool) -> anyhow::Result
         no_new_privileges,
         rootfs: a.rootfs.clone().unwrap_or_default(),
         ephemeral,
+        ..Default::default()
     })
 }
 

@@ -13,7 +13,7 @@ use k8s_cri::v1::{
 use tonic::{Request, Response, Status};
 
 use super::image::{auth, catalog, fs_info};
-use super::NAMESPACE;
+use super::records::NS as NAMESPACE;
 use crate::daemon::Shared;
 use crate::error::{ApiError, ApiResult};
 

@@ -109,6 +109,17 @@ pub async fn create(
     ns: &str,
     r: CreateContainerRequest,
 ) -> ApiResult<Container> {
+    create_with(d, ns, r, |_| Ok(())).await
+}
+
+/// [`create`], with `patch` fitting the generated spec before it is stored (CRI settings the
+/// run options do not carry).
+pub async fn create_with(
+    d: &std::sync::Arc<Daemon>,
+    ns: &str,
+    r: CreateContainerRequest,
+    patch: impl FnOnce(&mut oci_spec::runtime::Spec) -> ApiResult<()>,
+) -> ApiResult<Container> {
     let id = if r.id.is_empty() {
         ids::generate()
     } else {
@@ -137,7 +148,7 @@ pub async fn create(
     if opts.user.is_empty() {
         opts.user = image_cfg.user.clone();
     }
-    let spec = spec::generate(&spec::Inputs {
+    let mut spec = spec::generate(&spec::Inputs {
         id: &id,
         namespace: ns,
         image: &image_cfg,
@@ -145,6 +156,7 @@ pub async fn create(
         cgroup_v2: d.cgroup_v2,
         cgroup_root: &d.cfg.cgroup_root,
     })?;
+    patch(&mut spec)?;
     let snapshot_key = if chain_id.is_empty() {
         String::new()
     } else {
@@ -161,7 +173,11 @@ pub async fn create(
         snapshot_key: snapshot_key.clone(),
         created_at_ns: now_ns(),
         image_digest,
+        ..Default::default()
     };
+    // Shared with garbage collection and doctor: a snapshot prepared here is never taken for
+    // an orphan before its record exists.
+    let _gc = d.images.gc_lock.read().await;
     if !snapshot_key.is_empty() {
         crate::images::prepare(d, &snapshot_key, &chain_id)?;
     }

@@ -3,9 +3,10 @@
 pub mod containers;
 pub mod events;
 pub mod images;
+pub mod maintenance;
 pub mod namespaces;
 pub mod networks;
-mod task_io;
+pub(crate) mod task_io;
 pub mod tasks;
 pub mod version;
 

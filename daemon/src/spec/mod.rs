@@ -160,7 +160,9 @@ pub fn generate(i: &Inputs<'_>) -> Result<Spec, ApiError> {
     }
 
     let mut annotations = HashMap::new();
-    if o.init {
+    if o.hold {
+        annotations.insert(INIT_ANNOTATION.to_string(), "hold".to_string());
+    } else if o.init {
         annotations.insert(INIT_ANNOTATION.to_string(), "true".to_string());
     }
     if !i.image.stop_signal.is_empty() {

@@ -1,7 +1,8 @@
 //! The built-in init (`io.berth.init` annotation, `--init`): pid 1 of the container stays our
 //! own code, needing no binary in the image. It forks the container's program, forwards every
 //! signal it receives to it, reaps every zombie reparented to it, and exits with the program's
-//! status (128 + signal when a signal killed it).
+//! status (128 + signal when a signal killed it). With the value `hold` it runs no program at
+//! all and only keeps the container's namespaces alive (pod sandboxes without a pause image).
 
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -30,6 +31,29 @@ pub(crate) fn fork_and_reap() -> Result<(), ProcessError> {
             let code = reap(child, &all);
             // SAFETY: leave without running anything inherited from the runtime.
             unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// The holding init of a pod sandbox: runs no program, reaps whatever is reparented to it, and
+/// exits 0 on SIGTERM, SIGINT or SIGHUP (SIGKILL ends it like any process). Never returns.
+pub(crate) fn hold() -> ! {
+    let all = SigSet::all();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
+    loop {
+        match all.wait() {
+            Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) => {
+                // SAFETY: leave without running anything inherited from the runtime.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(Signal::SIGCHLD) => {
+                while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    if status == WaitStatus::StillAlive {
+                        break;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }

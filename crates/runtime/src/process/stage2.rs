@@ -61,7 +61,13 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<Infallible
     user::switch(cfg.process.user())?;
     caps::apply_sets(capabilities)?;
 
-    let path = cfg.command.resolve()?;
+    // A holding init (pod sandboxes) runs no program, so there is nothing to resolve.
+    let hold = init_mode(cfg) == Some("hold");
+    let path = if hold {
+        None
+    } else {
+        Some(cfg.command.resolve()?)
+    };
     enter_cwd(cfg)?;
 
     if let Some(fifo) = fifo {
@@ -74,18 +80,26 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<Infallible
         }
     }
     fds::prepare_for_exec(cfg.preserve_fds)?;
-    if let Kind::Init(init) = &cfg.kind {
-        let wants_init = init
-            .spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(init_reaper::ANNOTATION))
-            .is_some_and(|v| v == "true");
-        if wants_init {
-            init_reaper::fork_and_reap()?;
-        }
+    let Some(path) = path else {
+        init_reaper::hold()
+    };
+    if init_mode(cfg) == Some("true") {
+        init_reaper::fork_and_reap()?;
     }
     Err(exec(cfg, &path))
+}
+
+/// The init's `io.berth.init` annotation: "true" (a reaper that runs the program) or "hold"
+/// (a reaper that only holds the namespaces); None for an exec or no annotation.
+fn init_mode<'a>(cfg: &'a ChildConfig<'_>) -> Option<&'a str> {
+    let Kind::Init(init) = &cfg.kind else {
+        return None;
+    };
+    init.spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(init_reaper::ANNOTATION))
+        .map(String::as_str)
 }
 
 /// Everything only a container's init does: the filesystem, hostname and sysctls. Returns the
