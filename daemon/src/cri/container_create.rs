@@ -34,7 +34,7 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
         .map(|i| i.image.clone())
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::InvalidArgument("the container config needs an image".into()))?;
-    let image = image_name(d, &image)?;
+    let (image, image_id) = image_name(d, &image)?;
     let sandbox = records::find_sandbox(d, &r.pod_sandbox_id)?.ok_or_else(|| {
         ApiError::NotFound(format!("pod sandbox {:?} not found", r.pod_sandbox_id))
     })?;
@@ -97,11 +97,7 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
     match created {
         Ok(c) => {
             record.image_ref = c.image.clone();
-            // The image ID as ListImages reports it (kubelet's image GC matches the two).
-            record.image_id = crate::cri::image::catalog::find(d, NS, &c.image)
-                .ok()
-                .flatten()
-                .map_or_else(|| c.image_digest.clone(), |i| i.id.to_string());
+            record.image_id = image_id;
             records::put_container(d, &record)?;
             Ok(id)
         }
@@ -112,17 +108,20 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
     }
 }
 
-/// The image record kubelet means: a name, an image ID (`sha256:<config digest>`, what
-/// PullImage and ImageStatus return and kubelet passes here), a manifest digest, or
-/// `name@sha256:...` (see `image/catalog.rs`).
-fn image_name(d: &Daemon, image: &str) -> ApiResult<String> {
-    if d.store.image(NS, image)?.is_some() {
-        return Ok(image.to_string());
-    }
-    crate::cri::image::catalog::find(d, NS, image)?
-        .and_then(|i| i.records.into_iter().next())
-        .map(|r| r.name)
-        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))
+/// The image kubelet means (a name, short or full, an image id as ImageStatus and
+/// ContainerStatus report it, a manifest digest or `name@sha256:...`): the name of one of its
+/// records, and its CRI image id (the config digest).
+fn image_name(d: &Daemon, image: &str) -> ApiResult<(String, String)> {
+    let found = super::image::catalog::find(d, NS, image)?
+        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))?;
+    let name = found
+        .records
+        .iter()
+        .find(|r| r.name == image)
+        .or_else(|| found.records.first())
+        .map(|r| r.name.clone())
+        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))?;
+    Ok((name, found.id.to_string()))
 }
 
 /// The log file kubelet asked for: the pod's log directory joined with the container's path.

@@ -56,6 +56,7 @@ pub async fn run(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
             ns = o.namespace,
             id = o.id,
             path = o.path,
+            detail = o.detail,
             removed = o.removed,
             error = o.error,
             "orphan"

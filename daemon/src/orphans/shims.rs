@@ -16,16 +16,17 @@ pub async fn pass(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
         // Under the task's lock a create has either stored the shim's bootstrap or failed.
         let _lock = d.task_locks.lock(&ns, &id).await;
         let record = d.store.container(&ns, &id).ok().flatten().is_some();
-        let named = Bootstrap::load(&d.bundles.path(&ns, &id)).is_ok_and(|b| b.pid == pid);
+        let bootstrap = Bootstrap::load(&d.bundles.path(&ns, &id));
+        let named = bootstrap.as_ref().is_ok_and(|b| b.pid == pid);
         if (record && named) || !alive(pid) {
             continue;
         }
-        let why = if record {
-            "its bundle names no shim or another one"
-        } else {
-            "its container record is gone"
+        let why = match (record, &bootstrap) {
+            (false, _) => "its container record is gone".to_string(),
+            (true, Ok(b)) => format!("its bundle names shim {}", b.pid),
+            (true, Err(e)) => format!("its bundle names no shim ({e})"),
         };
-        let mut o = orphan("shim", &ns, &id, &pid.to_string(), why);
+        let mut o = orphan("shim", &ns, &id, &pid.to_string(), &why);
         if !dry_run {
             let r = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -80,15 +81,23 @@ fn list(socket_dir: &Path) -> Vec<(i32, String, String)> {
         }
         out.push((pid, ns, id));
     }
+    // A container init that never execs (a pod sandbox's `hold` init) still carries its shim's
+    // command line and leads its own session; it is the shim's child, a shim never is.
+    let shims: Vec<i32> = out.iter().map(|(pid, _, _)| *pid).collect();
+    out.retain(|(pid, _, _)| !stat_field(*pid, 1).is_some_and(|ppid| shims.contains(&ppid)));
     out
 }
 
-/// The session id of a process, from /proc/<pid>/stat (the fields after the command name).
+/// The session id of a process.
 fn session(pid: i32) -> Option<i32> {
+    stat_field(pid, 3)
+}
+
+/// A numeric field of /proc/<pid>/stat counted after the command name: 1 ppid, 2 pgrp, 3 session.
+fn stat_field(pid: i32, n: usize) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // state ppid pgrp session
-    rest.split(' ').nth(3)?.parse().ok()
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split(' ').nth(n)?.parse().ok()
 }
 
 /// Alive and not a zombie.
