@@ -18,6 +18,7 @@ mod services;
 mod shims;
 mod spec;
 mod store;
+mod sweep;
 mod tasks;
 
 use std::path::PathBuf;
@@ -130,6 +131,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let d = Arc::new(daemon::Daemon::new(cfg.clone(), store)?);
     d.bundles.sweep();
     network::startup(&d).await;
+    sweep::ephemeral(&d).await;
     recover::run(&d).await;
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;

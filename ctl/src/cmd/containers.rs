@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use berth_proto::v1::{
-    Container, DeleteContainerRequest, GetContainerRequest, ListContainersRequest, LogsRequest,
-    TaskRequest, TaskStatus,
+    Container, DeleteContainerRequest, GetContainerRequest, ListContainersRequest,
+    ListTasksRequest, LogsRequest, Task, TaskRequest, TaskStatus,
 };
 use serde_json::json;
 
@@ -59,7 +59,7 @@ pub struct InspectArgs {
 
 /// (status word, pid, exit code, ip address) of a container's task.
 pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32>, String) {
-    match c
+    let task = c
         .tasks
         .clone()
         .get(TaskRequest {
@@ -67,9 +67,15 @@ pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32
             exec_id: String::new(),
         })
         .await
-    {
-        Ok(t) => {
-            let t = t.into_inner();
+        .ok()
+        .map(|t| t.into_inner());
+    status_from(task)
+}
+
+/// Status, pid, exit code and IP of a container from its task (none: "created").
+fn status_from(task: Option<Task>) -> (String, u32, Option<i32>, String) {
+    match task {
+        Some(t) => {
             let status = match TaskStatus::try_from(t.status).unwrap_or(TaskStatus::Unknown) {
                 TaskStatus::Created => "created",
                 TaskStatus::Running => "running",
@@ -79,7 +85,7 @@ pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32
             };
             (status.into(), t.pid, t.exit.map(|e| e.code), t.ip_address)
         }
-        Err(_) => ("created".into(), 0, None, String::new()),
+        None => ("created".into(), 0, None, String::new()),
     }
 }
 
@@ -101,10 +107,21 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
         .await?
         .into_inner()
         .containers;
+    // One Tasks.List for all (not a Get per container).
+    let mut tasks: std::collections::HashMap<String, Task> = c
+        .tasks
+        .clone()
+        .list(ListTasksRequest {})
+        .await?
+        .into_inner()
+        .tasks
+        .into_iter()
+        .map(|t| (t.container_id.clone(), t))
+        .collect();
     let mut rows = Vec::new();
     let mut docs = Vec::new();
     for ctr in &list {
-        let (status, pid, code, ip) = status_of(&c, ctr).await;
+        let (status, pid, code, ip) = status_from(tasks.remove(&ctr.id));
         let live = status == "running" || status == "paused";
         if !a.all && !live {
             continue;
