@@ -25,6 +25,10 @@ impl tonic::service::Interceptor for Namespace {
 
 type Svc = InterceptedService<Channel, Namespace>;
 
+/// The largest reply berthctl accepts (tonic's default is 4 MiB; a List of thousands of
+/// containers, or an image export chunk, may be larger).
+const MAX_REPLY: usize = 64 << 20;
+
 #[derive(Clone)]
 pub struct Clients {
     pub containers: ContainersClient<Svc>,
@@ -60,13 +64,21 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> 
             .map_err(|_| anyhow::anyhow!("invalid namespace {namespace:?}"))?,
     );
     Ok(Clients {
-        containers: ContainersClient::with_interceptor(channel.clone(), ns.clone()),
-        tasks: TasksClient::with_interceptor(channel.clone(), ns.clone()),
-        events: EventsClient::with_interceptor(channel.clone(), ns.clone()),
-        namespaces: NamespacesClient::with_interceptor(channel.clone(), ns.clone()),
-        version: VersionClient::with_interceptor(channel.clone(), ns.clone()),
-        networks: NetworksClient::with_interceptor(channel.clone(), ns.clone()),
-        images: ImagesClient::with_interceptor(channel.clone(), ns.clone()),
-        maintenance: MaintenanceClient::with_interceptor(channel, ns),
+        containers: ContainersClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        tasks: TasksClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        events: EventsClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        namespaces: NamespacesClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        version: VersionClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        networks: NetworksClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        images: ImagesClient::with_interceptor(channel.clone(), ns.clone())
+            .max_decoding_message_size(MAX_REPLY),
+        maintenance: MaintenanceClient::with_interceptor(channel, ns)
+            .max_decoding_message_size(MAX_REPLY),
     })
 }

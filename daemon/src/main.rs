@@ -21,6 +21,7 @@ mod services;
 mod shims;
 mod spec;
 mod store;
+mod sweep;
 mod tasks;
 
 use std::path::PathBuf;
@@ -146,6 +147,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let d = Arc::new(daemon::Daemon::new(cfg.clone(), store)?);
     d.bundles.sweep();
     network::startup(&d).await;
+    sweep::ephemeral(&d).await;
     recover::run(&d).await;
     orphans::startup(&d);
     if let Some(addr) = cfg.metrics_address.clone() {

@@ -172,8 +172,9 @@ fn filter_loopback_nameservers(content: &str) -> String {
     out
 }
 
+/// Replaced atomically, not synced: the files are written afresh for every task.
 fn write(path: &Path, content: &str) -> Result<(), FilesError> {
-    fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|source| FilesError::Io {
+    fsutil::write_volatile(path, content.as_bytes(), 0o644).map_err(|source| FilesError::Io {
         path: path.to_path_buf(),
         source,
     })

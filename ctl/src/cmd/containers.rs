@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use berth_proto::v1::{
-    Container, DeleteContainerRequest, GetContainerRequest, ListContainersRequest, LogsRequest,
-    TaskRequest, TaskStatus,
+    Container, DeleteContainerRequest, GetContainerRequest, ListContainersRequest,
+    ListTasksRequest, LogsRequest, Task, TaskRequest, TaskStatus,
 };
 use serde_json::json;
 
@@ -83,17 +83,23 @@ impl State {
 
 /// The task's state from the daemon; without a task, the record's last exit (if any).
 pub async fn status_of(c: &Clients, ctr: &Container) -> State {
-    let got = c
+    let task = c
         .tasks
         .clone()
         .get(TaskRequest {
             container_id: ctr.id.clone(),
             exec_id: String::new(),
         })
-        .await;
-    match got {
-        Ok(t) => {
-            let t = t.into_inner();
+        .await
+        .ok()
+        .map(|t| t.into_inner());
+    state_from(task, ctr)
+}
+
+/// A container's state from its task, or from its record when it has none.
+fn state_from(task: Option<Task>, ctr: &Container) -> State {
+    match task {
+        Some(t) => {
             let status = match TaskStatus::try_from(t.status).unwrap_or(TaskStatus::Unknown) {
                 TaskStatus::Created => "created",
                 TaskStatus::Running => "running",
@@ -109,7 +115,7 @@ pub async fn status_of(c: &Clients, ctr: &Container) -> State {
                 detail: t.problem,
             }
         }
-        Err(_) => match &ctr.last_exit {
+        None => match &ctr.last_exit {
             Some(e) => State {
                 status: "exited".into(),
                 pid: 0,
@@ -146,10 +152,21 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
         .await?
         .into_inner()
         .containers;
+    // One Tasks.List for all (not a Get per container).
+    let mut tasks: std::collections::HashMap<String, Task> = c
+        .tasks
+        .clone()
+        .list(ListTasksRequest {})
+        .await?
+        .into_inner()
+        .tasks
+        .into_iter()
+        .map(|t| (t.container_id.clone(), t))
+        .collect();
     let mut rows = Vec::new();
     let mut docs = Vec::new();
     for ctr in &list {
-        let st = status_of(&c, ctr).await;
+        let st = state_from(tasks.remove(&ctr.id), ctr);
         let live = matches!(st.status.as_str(), "running" | "paused" | "unknown");
         if !a.all && !live {
             continue;

@@ -3,7 +3,8 @@
 //! ```text
 //! schema_version                        → u32 (big endian)
 //! v1/<ns>/namespace                     → berth.v1.Namespace   (the namespace exists)
-//! v1/<ns>/containers/<id>               → berth.v1.Container
+//! v1/<ns>/containers/<id>               → berth.v1.Container, without its spec
+//! v1/<ns>/container_specs/<id>          → the container's OCI spec (JSON)
 //! v1/<ns>/container_names/<name>        → <id>
 //! v1/<ns>/images/<name>                 → berth.v1.Image
 //! v1/<ns>/cri_sandboxes/<id>            → CRI pod sandbox record (daemon/src/cri/records.rs)
@@ -16,7 +17,15 @@
 //! Values are protobuf-encoded (fields only ever added). Every change that touches more than
 //! one key runs in a sled transaction. Flush points: every acknowledged change is flushed to
 //! disk before the call returns (`flush`), so kill -9 after an answer loses nothing; sled's
-//! log keeps the store consistent for a kill at any other moment.
+//! log keeps the store consistent for a kill at any other moment. The one exception is an
+//! ephemeral container (`run --rm`, `RunOptions.ephemeral`): its record is removed after its
+//! first exit anyway, so creating and deleting it is not flushed (sled writes it out within
+//! its flush interval); whatever of it survives a crash is swept at start
+//! (`sweep_ephemeral`).
+//!
+//! The spec (several KiB, mostly the seccomp profile) lives under its own key, so a scan of
+//! the container records (List, `ps`) reads a few hundred bytes per container. Records from
+//! before the split keep the spec inline in `spec_json`; both are read the same way.
 
 mod migrations;
 
@@ -70,6 +79,25 @@ fn decode<M: Message + Default>(key: &[u8], value: &[u8]) -> Result<M> {
         key: String::from_utf8_lossy(key).into_owned(),
         source,
     })
+}
+
+/// The record without its spec, and the spec (when the record carries one).
+fn split_spec(c: &Container) -> (Vec<u8>, Option<&[u8]>) {
+    if c.spec_json.is_empty() {
+        return (c.encode_to_vec(), None);
+    }
+    let record = Container {
+        spec_json: Vec::new(),
+        ..c.clone()
+    };
+    (record.encode_to_vec(), Some(c.spec_json.as_slice()))
+}
+
+/// Removed after its first exit (`run --rm`): its record is not worth a flush.
+pub fn is_ephemeral(c: &Container) -> bool {
+    c.options
+        .as_ref()
+        .is_some_and(|o| o.ephemeral || o.auto_remove)
 }
 
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -160,8 +188,9 @@ impl Store {
     /// Inserts a new container and its name atomically.
     pub fn create_container(&self, ns: &str, c: &Container) -> Result<()> {
         let key = k(&[ns, "containers", &c.id]);
+        let spec_key = k(&[ns, "container_specs", &c.id]);
         let name_key = (!c.name.is_empty()).then(|| k(&[ns, "container_names", &c.name]));
-        let value = c.encode_to_vec();
+        let (value, spec) = split_spec(c);
         self.db
             .transaction(|tx| {
                 if tx.get(&key)?.is_some() {
@@ -181,21 +210,56 @@ impl Store {
                     tx.insert(name_key.as_slice(), c.id.as_bytes())?;
                 }
                 tx.insert(key.as_slice(), value.as_slice())?;
+                if let Some(spec) = spec {
+                    tx.insert(spec_key.as_slice(), spec)?;
+                }
                 Ok(())
             })
             .map_err(tx_err)?;
-        self.flush()
+        self.flush_unless_ephemeral(c)
     }
 
+    /// Replaces a container's record; its spec too when `spec_json` is set (a record from
+    /// `containers()` has none and leaves the stored spec alone).
     pub fn put_container(&self, ns: &str, c: &Container) -> Result<()> {
+        let key = k(&[ns, "containers", &c.id]);
+        let spec_key = k(&[ns, "container_specs", &c.id]);
+        let (value, spec) = split_spec(c);
         self.db
-            .insert(k(&[ns, "containers", &c.id]), c.encode_to_vec())?;
-        self.flush()
+            .transaction(|tx| {
+                tx.insert(key.as_slice(), value.as_slice())?;
+                if let Some(spec) = spec {
+                    tx.insert(spec_key.as_slice(), spec)?;
+                }
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(tx_err)?;
+        self.flush_unless_ephemeral(c)
     }
 
+    /// A container with its spec.
     pub fn container(&self, ns: &str, id: &str) -> Result<Option<Container>> {
         let key = k(&[ns, "containers", id]);
-        self.db.get(&key)?.map(|v| decode(&key, &v)).transpose()
+        self.db
+            .get(&key)?
+            .map(|v| self.with_spec(ns, decode(&key, &v)?))
+            .transpose()
+    }
+
+    fn with_spec(&self, ns: &str, mut c: Container) -> Result<Container> {
+        if c.spec_json.is_empty() {
+            if let Some(spec) = self.db.get(k(&[ns, "container_specs", &c.id]))? {
+                c.spec_json = spec.to_vec();
+            }
+        }
+        Ok(c)
+    }
+
+    fn flush_unless_ephemeral(&self, c: &Container) -> Result<()> {
+        if is_ephemeral(c) {
+            return Ok(());
+        }
+        self.flush()
     }
 
     /// By id, then by name.
@@ -221,17 +285,22 @@ impl Store {
             }
             found = Some(decode(&key, &value)?);
         }
-        found
-            .ok_or_else(|| StoreError::NotFound(format!("container {id_or_name:?} does not exist")))
+        let found = found.ok_or_else(|| {
+            StoreError::NotFound(format!("container {id_or_name:?} does not exist"))
+        })?;
+        self.with_spec(ns, found)
     }
 
+    /// The container records of a namespace, without their specs (`spec_json` empty).
     pub fn containers(&self, ns: &str) -> Result<Vec<Container>> {
         let prefix = k(&[ns, "containers", ""]);
         self.db
             .scan_prefix(&prefix)
             .map(|item| {
                 let (key, value) = item?;
-                decode(&key, &value)
+                let mut c: Container = decode(&key, &value)?;
+                c.spec_json = Vec::new();
+                Ok(c)
             })
             .collect()
     }
@@ -266,17 +335,19 @@ impl Store {
 
     pub fn delete_container(&self, ns: &str, c: &Container) -> Result<()> {
         let key = k(&[ns, "containers", &c.id]);
+        let spec_key = k(&[ns, "container_specs", &c.id]);
         let name_key = (!c.name.is_empty()).then(|| k(&[ns, "container_names", &c.name]));
         self.db
             .transaction(|tx| {
                 tx.remove(key.as_slice())?;
+                tx.remove(spec_key.as_slice())?;
                 if let Some(name_key) = &name_key {
                     tx.remove(name_key.as_slice())?;
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(tx_err)?;
-        self.flush()
+        self.flush_unless_ephemeral(c)
     }
 
     // Records of other kinds (CRI): protobuf values under v1/<ns>/<kind>/<id>.

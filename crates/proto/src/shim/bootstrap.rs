@@ -26,12 +26,13 @@ impl Bootstrap {
         self.address.strip_prefix("unix://").map(Path::new)
     }
 
-    /// Stores the answer in `bundle/bootstrap.json` atomically (temp file, fsync, rename).
+    /// Stores the answer in `bundle/bootstrap.json` atomically (temp file, rename). Not
+    /// fsynced: the bundle lives in the state dir, which does not outlive the host (nor do
+    /// the shim and its socket the file points to), like the shim's exit file.
     pub fn store(&self, bundle: &Path) -> std::io::Result<()> {
         let tmp = bundle.join(".bootstrap.json.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, bundle.join(BOOTSTRAP_FILE))
     }
 
