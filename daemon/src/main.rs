@@ -137,6 +137,8 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let d = Arc::new(daemon::Daemon::new(cfg.clone(), store)?);
     d.bundles.sweep();
     network::startup(&d).await;
+    // Before recovery, which reports the exits that happened while the daemon was away.
+    cri::exit_reaper::spawn(&d);
     recover::run(&d).await;
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;

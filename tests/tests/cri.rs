@@ -177,6 +177,17 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
     assert_eq!(s.reason, "Completed");
     assert!(s.finished_at >= s.started_at && s.started_at >= s.created_at);
     assert!(s.image_ref.starts_with("sha256:"), "{}", s.image_ref);
+    // Its task (shim, bundle, rootfs mount) is released once it exited.
+    let bundle = d.state().join("tasks/k8s.io").join(&client);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bundle.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the exited container kept its task"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&mut c, &client).await.exit_code, 0);
 
     // The log file in the CRI format, where kubelet asked for it.
     assert_eq!(s.log_path, logs.join("client.log").display().to_string());

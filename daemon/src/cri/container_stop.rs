@@ -12,7 +12,12 @@ use crate::events::now_ns;
 use crate::tasks;
 
 pub async fn stop(d: &Arc<Daemon>, id: &str, timeout: Duration) -> ApiResult<()> {
-    let Some(mut record) = records::find_container(d, id)? else {
+    let Some(record) = records::find_container(d, id)? else {
+        return Ok(());
+    };
+    let _lock = records::exit_lock(d, &record.id).await;
+    // Read again under the lock: the exit reaper may have stored the exit.
+    let Some(mut record) = records::container_exact(d, &record.id)? else {
         return Ok(());
     };
     let Some(c) = d.store.container(NS, &record.id)? else {
@@ -55,6 +60,7 @@ pub async fn remove(d: &Arc<Daemon>, id: &str) -> ApiResult<()> {
     let Some(record) = records::find_container(d, id)? else {
         return Ok(());
     };
+    let _lock = records::exit_lock(d, &record.id).await;
     if let Some(c) = d.store.container(NS, &record.id)? {
         crate::services::containers::remove(d, NS, &c, true).await?;
     }

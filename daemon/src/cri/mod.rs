@@ -9,6 +9,7 @@ mod container_stop;
 mod container_update;
 mod events;
 mod exec_sync;
+pub mod exit_reaper;
 pub mod records;
 mod runtime_info;
 mod sandbox_run;
