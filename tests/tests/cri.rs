@@ -408,9 +408,18 @@ async fn oom_killed_reason() {
     let logs = d.dir.path().join("pod-logs");
     let pod_cfg = pod_config("oom-pod", &logs);
     let pod = run_pod(&mut c, pod_cfg.clone()).await;
+    // By image id (the manifest digest), as kubelet names images it pulled.
+    let o = d.run(&["-n", "k8s.io", "images", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).expect("images json");
+    let id = list
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["name"] == image.as_str()))
+        .and_then(|i| i["digest"].as_str())
+        .expect("the image's digest")
+        .to_string();
     let mut cfg = container_config(
         "hog",
-        &image,
+        &id,
         &[
             "sh",
             "-c",

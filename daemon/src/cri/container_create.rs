@@ -108,8 +108,8 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
     }
 }
 
-/// The image record kubelet means: a name, or an image id (`sha256:<manifest digest>`, as
-/// ContainerStatus reports it), or `name@sha256:...`.
+/// The image record kubelet means: a name (`name@sha256:...` included), or an image id:
+/// `sha256:<manifest digest>` (as ContainerStatus reports it), or the config's digest.
 fn image_name(d: &Daemon, image: &str) -> ApiResult<String> {
     let digest = if let Some(hex) = image.strip_prefix("sha256:") {
         format!("sha256:{hex}")
@@ -121,12 +121,25 @@ fn image_name(d: &Daemon, image: &str) -> ApiResult<String> {
     if d.store.image(NS, image)?.is_some() {
         return Ok(image.to_string());
     }
-    d.store
-        .images(NS)?
-        .into_iter()
-        .find(|i| i.digest == digest)
-        .map(|i| i.name)
-        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))
+    let images = d.store.images(NS)?;
+    if let Some(i) = images.iter().find(|i| i.digest == digest) {
+        return Ok(i.name.clone());
+    }
+    // containerd's kind of image id: the config's digest (or the platform manifest's).
+    let platform = berth_images::Platform::default();
+    for i in &images {
+        let Ok(top) = berth_images::Digest::parse(&i.digest) else {
+            continue;
+        };
+        if let Ok((m, manifest)) =
+            berth_images::manifest::resolve_manifest(&d.images.content, &top, &platform)
+        {
+            if m.to_string() == digest || manifest.config().digest().to_string() == digest {
+                return Ok(i.name.clone());
+            }
+        }
+    }
+    Err(ApiError::NotFound(format!("image {image:?} not found")))
 }
 
 /// The log file kubelet asked for: the pod's log directory joined with the container's path.
