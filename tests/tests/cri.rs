@@ -6,7 +6,8 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, Cri};
+use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
 use berth_tests::daemon::DaemonGuard;
 use berth_tests::free_port;
 
@@ -117,7 +118,7 @@ fn http_get(port: u16) -> String {
 #[tokio::test]
 async fn pod_shares_localhost_host_port_exec_logs_stats() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let host_port = free_port();
@@ -403,7 +404,7 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
 #[tokio::test]
 async fn oom_killed_reason() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod_cfg = pod_config("oom-pod", &logs);

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, Cri};
+use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
 use berth_tests::daemon::DaemonGuard;
 
 async fn pod_status(c: &mut Cri, id: &str) -> api::PodSandboxStatus {
@@ -59,7 +60,7 @@ async fn start(c: &mut Cri, id: &str) {
 #[tokio::test]
 async fn pod_lifecycle_across_kill_9_of_berthd() {
     let mut d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod = c

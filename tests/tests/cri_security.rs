@@ -3,7 +3,8 @@
 //! RuntimeDefault / Unconfined / Localhost, read-only paths, and a clear error for user
 //! namespaces.
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, Cri};
+use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
 use berth_tests::daemon::DaemonGuard;
 
 async fn run(
@@ -79,7 +80,7 @@ fn profile(t: api::security_profile::ProfileType, local: &str) -> Option<api::Se
 #[tokio::test]
 async fn security_contexts_apply() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod = c
@@ -237,7 +238,7 @@ async fn security_contexts_apply() {
 #[tokio::test]
 async fn pod_sysctls_cgroup_parent_and_host_network() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
 

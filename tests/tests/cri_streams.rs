@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, Cri};
+use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
 use berth_tests::daemon::DaemonGuard;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -67,7 +68,7 @@ async fn sh(c: &mut Cri, id: &str, script: &str) -> String {
 #[tokio::test]
 async fn events_attach_port_forward_reopen_update() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod = c
