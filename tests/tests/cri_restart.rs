@@ -144,7 +144,12 @@ async fn pod_lifecycle_across_kill_9_of_berthd() {
         .into_inner()
         .status
         .unwrap();
-    assert_eq!((s.exit_code, s.reason.as_str()), (7, "Error"));
+    assert_eq!(
+        (s.exit_code, s.reason.as_str()),
+        (7, "Error"),
+        "{s:?}\n{}",
+        d.log()
+    );
 
     // Life goes on: exec, start the created container, stop, remove.
     let r = c

@@ -25,7 +25,11 @@ pub async fn stop(d: &Arc<Daemon>, id: &str, timeout: Duration) -> ApiResult<()>
     };
     if d.bundles.path(NS, &c.id).exists() {
         match tasks::stop(d, NS, &c, timeout).await {
-            Ok(exit) => record_exit(&mut record, &exit),
+            Ok(exit) => {
+                // Stored before the shim is deleted, so a crash in between keeps it.
+                record_exit(&mut record, &exit);
+                records::put_container(d, &record)?;
+            }
             // The shim is gone: whatever it left is cleaned up below.
             Err(ApiError::NotFound(_) | ApiError::Unavailable(_)) => {}
             Err(e) => return Err(e),

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use berth_proto::shim::v1 as shim;
+
 use super::records::{self, NS};
 use crate::daemon::Daemon;
 
@@ -30,34 +32,54 @@ pub fn spawn(d: &Arc<Daemon>) {
                 continue;
             }
             let d = d.clone();
-            tokio::spawn(async move { reap(&d, &env.id).await });
+            tokio::spawn(async move { reap(&d, &env).await });
         }
     });
 }
 
-async fn reap(d: &Arc<Daemon>, id: &str) {
+async fn reap(d: &Arc<Daemon>, env: &berth_proto::v1::Envelope) {
+    let id = env.id.as_str();
     // Only CRI containers: a pod's holder keeps its task until StopPodSandbox.
     let Ok(Some(_)) = records::container_exact(d, id) else {
         return;
     };
     let _lock = records::exit_lock(d, id).await;
+    // Read under the lock: StopContainer may have stored the exit, RemoveContainer the rest.
+    let Ok(Some(mut record)) = records::container_exact(d, id) else {
+        return;
+    };
     let Ok(Some(c)) = d.store.container(NS, id) else {
         return;
     };
-    if !d.bundles.path(NS, id).exists() {
-        // Released already (StopContainer, RemoveContainer), which stored the exit.
-        return;
-    }
-    let exit = match crate::tasks::remove_task(d, NS, &c, true).await {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(id, "releasing the task of an exited CRI container: {e}");
-            return;
+    // The exit goes into the record before the shim is deleted: a daemon killed in between
+    // must not lose it with the shim.
+    if !record.exited {
+        if let Ok(mut client) = crate::tasks::client(d, NS, id).await {
+            if let Ok(st) = client.state(shim::ProcessRequest::default()).await {
+                let st = st.into_inner();
+                if st.status == shim::Status::Stopped as i32 {
+                    let exit = crate::tasks::exit_info(st.exit.unwrap_or_default());
+                    super::container_stop::record_exit(&mut record, &exit);
+                    if let Err(e) = records::put_container(d, &record) {
+                        tracing::warn!(id, "storing a CRI container's exit: {e}");
+                        return;
+                    }
+                }
+            }
         }
-    };
-    // Read again: a status call may have stored the exit meanwhile.
-    let Ok(Some(mut record)) = records::container_exact(d, id) else {
-        return;
+    }
+    // The bundle may be gone already: released by StopContainer, or by the daemon's own
+    // cleanup of a dead shim.
+    let exit = if d.bundles.path(NS, id).exists() {
+        match crate::tasks::remove_task(d, NS, &c, true).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(id, "releasing the task of an exited CRI container: {e}");
+                return;
+            }
+        }
+    } else {
+        None
     };
     if record.exited {
         return;
@@ -65,10 +87,19 @@ async fn reap(d: &Arc<Daemon>, id: &str) {
     match exit {
         Some(exit) => super::container_stop::record_exit(&mut record, &exit),
         None => {
+            // The shim was gone (it died, or a killed daemon had deleted it): the event
+            // carries the code from its exit file when there was one.
+            let code = env.attributes.get("exit_code").and_then(|c| c.parse().ok());
             record.exited = true;
-            record.exit_code = 255;
-            record.finished_at_ns = crate::events::now_ns();
-            record.message = "the container's shim was gone".into();
+            record.exit_code = code.unwrap_or(255);
+            record.oom_killed = env
+                .attributes
+                .get("oom_killed")
+                .is_some_and(|v| v == "true");
+            record.finished_at_ns = env.timestamp_ns;
+            if code.is_none() {
+                record.message = "the container's shim was gone; its exit code is unknown".into();
+            }
         }
     }
     if let Err(e) = records::put_container(d, &record) {
