@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "networks",
         "version",
         "types",
+        "maintenance",
     ]
     .iter()
     .map(|f| root.join(format!("berth/v1/{f}.proto")))

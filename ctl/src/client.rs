@@ -3,8 +3,9 @@
 
 use berth_proto::v1::{
     containers_client::ContainersClient, events_client::EventsClient, images_client::ImagesClient,
-    namespaces_client::NamespacesClient, networks_client::NetworksClient,
-    tasks_client::TasksClient, version_client::VersionClient, NAMESPACE_HEADER,
+    maintenance_client::MaintenanceClient, namespaces_client::NamespacesClient,
+    networks_client::NetworksClient, tasks_client::TasksClient, version_client::VersionClient,
+    NAMESPACE_HEADER,
 };
 use hyper_util::rt::TokioIo;
 use tonic::metadata::AsciiMetadataValue;
@@ -33,6 +34,7 @@ pub struct Clients {
     pub version: VersionClient<Svc>,
     pub networks: NetworksClient<Svc>,
     pub images: ImagesClient<Svc>,
+    pub maintenance: MaintenanceClient<Svc>,
 }
 
 pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> {
@@ -64,6 +66,7 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Clients> 
         namespaces: NamespacesClient::with_interceptor(channel.clone(), ns.clone()),
         version: VersionClient::with_interceptor(channel.clone(), ns.clone()),
         networks: NetworksClient::with_interceptor(channel.clone(), ns.clone()),
-        images: ImagesClient::with_interceptor(channel, ns),
+        images: ImagesClient::with_interceptor(channel.clone(), ns.clone()),
+        maintenance: MaintenanceClient::with_interceptor(channel, ns),
     })
 }

@@ -72,6 +72,8 @@ enum Command {
     Stats(cmd::tasks::StatsArgs),
     /// Processes of a container.
     Top(cmd::tasks::TopArgs),
+    /// List the tasks of the namespace (one Tasks.List call, like `ctr tasks ls`).
+    Tasks(cmd::tasks::TasksArgs),
     /// List images.
     Images(cmd::images::ImagesArgs),
     /// Pull an image from a registry.
@@ -98,6 +100,9 @@ enum Command {
     Version(cmd::system::FormatArg),
     /// Daemon and host facts.
     Info(cmd::system::FormatArg),
+    /// Find (and remove) what crashes left behind: bundles, mounts, cgroups, networks, shims
+    /// and snapshots nothing owns; report shims berthd cannot speak to.
+    Doctor(cmd::doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -147,6 +152,7 @@ async fn dispatch(cli: Cli) -> i32 {
             Command::Inspect(a) => cmd::containers::inspect(c, a).await,
             Command::Stats(a) => cmd::tasks::stats(c, a).await,
             Command::Top(a) => cmd::tasks::top(c, a).await,
+            Command::Tasks(a) => cmd::tasks::list(c, a).await,
             Command::Images(a) => cmd::images::images(c, a).await,
             Command::Pull(a) => cmd::images::pull(c, a).await,
             Command::Import(a) => cmd::images::import(c, a).await,
@@ -159,6 +165,7 @@ async fn dispatch(cli: Cli) -> i32 {
             Command::Network(a) => cmd::system::network(c, a).await,
             Command::Version(a) => cmd::system::version(c, a).await,
             Command::Info(a) => cmd::system::info(c, a).await,
+            Command::Doctor(a) => cmd::doctor::doctor(c, a).await,
             Command::Completions { .. } => Ok(0),
         }
     }

@@ -73,7 +73,8 @@ impl Bundles {
     }
 }
 
-fn remove_hidden(path: &Path) -> Result<(), ApiError> {
+/// Removes a bundle already renamed to its hidden name: unmount the rootfs, delete.
+pub fn remove_hidden(path: &Path) -> Result<(), ApiError> {
     let rootfs = path.join("rootfs");
     // The rootfs may be an overlay mount; detach it (not mounted is fine).
     let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);

@@ -15,6 +15,12 @@
 //! subnet = "10.89.0.0/16"
 //! registry_dir = "/etc/berth/registry"  # <host>/hosts.json: mirrors, plain_http, auth
 //! stream_address = "127.0.0.1:0"  # CRI streaming server (exec/attach/port-forward URLs)
+//!
+//! [cri.registry.mirrors."docker.io"]    # CRI pulls only, like containerd's CRI plugin
+//! endpoints = ["http://127.0.0.1:5000"]
+//! [cri.registry.configs."registry.example.com".auth]
+//! username = "u"
+//! password = "p"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,6 +46,15 @@ pub struct Config {
     pub registry_dir: PathBuf,
     /// Where the CRI streaming server listens (port 0: a free one).
     pub stream_address: String,
+    pub cri: CriConfig,
+}
+
+/// The `[cri]` table: Kubernetes CRI settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CriConfig {
+    /// Mirrors and credentials for CRI image pulls.
+    pub registry: crate::cri::image::mirrors::CriRegistry,
 }
 
 impl Default for Config {
@@ -59,6 +74,7 @@ impl Default for Config {
             subnet: "10.89.0.0/16".into(),
             registry_dir: PathBuf::from("/etc/berth/registry"),
             stream_address: "127.0.0.1:0".into(),
+            cri: CriConfig::default(),
         }
     }
 }

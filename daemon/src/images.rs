@@ -6,12 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_images::{
-    normalize, ContentStore, Digest, Durability, ImageError, RegistryConfig, Snapshotter,
+    normalize, pull, ContentStore, Digest, Durability, ImageError, Progress, PulledImage,
+    Reference, RegistryConfig, Snapshotter,
 };
 use berth_proto::v1::{Container, Image};
 
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
+use crate::events::now_ns;
 use crate::spec::ImageConfig;
 
 /// The image side of the daemon.
@@ -52,9 +54,65 @@ pub fn image_error(e: ImageError) -> ApiError {
         | ImageError::InvalidDigest(_)
         | ImageError::Mismatch { .. }
         | ImageError::UnsafeEntry { .. } => ApiError::InvalidArgument(msg),
+        ImageError::RegistryNotFound { .. } => ApiError::NotFound(msg),
         ImageError::Registry { .. } => ApiError::Unavailable(msg),
         _ => ApiError::Internal(msg),
     }
+}
+
+/// Writes a record for an image now in the content store.
+pub fn record(d: &Daemon, ns: &str, name: &str, digest: &Digest) -> ApiResult<Image> {
+    let size =
+        berth_images::image_size(&d.images.content, digest, &Default::default()).unwrap_or(0);
+    let img = Image {
+        name: name.to_string(),
+        digest: digest.to_string(),
+        size,
+        created_at_ns: now_ns(),
+        labels: Default::default(),
+    };
+    d.store.put_image(ns, &img)?;
+    Ok(img)
+}
+
+/// Unpacks an image into snapshots (what a container needs), like docker and containerd do at
+/// pull time.
+pub async fn unpack(d: &Arc<Daemon>, manifest: &Digest) -> ApiResult<()> {
+    let (d, m) = (d.clone(), manifest.clone());
+    tokio::task::spawn_blocking(move || {
+        d.images
+            .snapshots
+            .unpack(&d.images.content, &m)
+            .map(|_| ())
+            .map_err(image_error)
+    })
+    .await
+    .map_err(|e| ApiError::internal("unpack", e))?
+}
+
+/// The one pull path (berth.v1 Images.Pull and CRI PullImage): pulls `reference` with
+/// `registry` (mirrors, auth, platform), unpacks it, records it in `ns` and publishes
+/// `/images/pull`. Garbage collection waits meanwhile.
+pub async fn pull_image(
+    d: &Arc<Daemon>,
+    ns: &str,
+    reference: &Reference,
+    registry: &RegistryConfig,
+    progress: impl FnMut(Progress) + Send,
+) -> ApiResult<(Image, PulledImage)> {
+    let _gc = d.images.gc_lock.read().await;
+    let pulled = pull(&d.images.content, reference, registry, progress)
+        .await
+        .map_err(image_error)?;
+    unpack(d, &pulled.manifest).await?;
+    let img = record(d, ns, &pulled.name, &pulled.manifest)?;
+    d.bus.publish(
+        ns,
+        "/images/pull",
+        &img.name,
+        &[("digest", img.digest.clone())],
+    );
+    Ok((img, pulled))
 }
 
 /// The record name of an image reference (`busybox` → `docker.io/library/busybox:latest`).

@@ -7,6 +7,7 @@ mod cri;
 mod daemon;
 mod error;
 mod events;
+mod exits;
 mod ids;
 mod images;
 mod listener;
@@ -14,6 +15,7 @@ mod logs;
 mod message_limit;
 mod metrics;
 mod network;
+mod orphans;
 mod recover;
 mod services;
 mod shims;
@@ -140,10 +142,12 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     // Before recovery, which reports the exits that happened while the daemon was away.
     cri::exit_reaper::spawn(&d);
     recover::run(&d).await;
+    orphans::startup(&d);
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }
     let streaming = cri::start_streaming(&d).await?;
+    let cri_images = cri::image_service::CriImageService::new(d.clone())?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ContainersServer<services::containers::ContainersService>>()
@@ -187,10 +191,16 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         .add_service(berth_proto::v1::images_server::ImagesServer::new(
             services::images::ImagesService(d.clone()),
         ))
+        .add_service(berth_proto::v1::maintenance_server::MaintenanceServer::new(
+            services::maintenance::MaintenanceService(d.clone()),
+        ))
         .add_service(berth_proto::v1::networks_server::NetworksServer::new(
             services::networks::NetworksService(d.clone()),
         ))
         .add_service(cri::runtime_service(d.clone(), streaming.clone()))
+        .add_service(k8s_cri::v1::image_service_server::ImageServiceServer::new(
+            cri_images,
+        ))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = graceful.wait_for(|stop| *stop).await;
         });

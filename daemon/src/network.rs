@@ -48,10 +48,11 @@ pub async fn startup(d: &Daemon) {
         }
     };
     for key in attached {
-        let Some((ns, id)) = key.split_once('.') else {
-            continue;
-        };
-        if d.store.container(ns, id).ok().flatten().is_none() {
+        // Namespaces may hold dots (k8s.io): any split a record owns keeps the network.
+        let owned = crate::orphans::split_key(&key, |ns, id| {
+            d.store.container(ns, id).ok().flatten().is_some()
+        });
+        if owned.is_none() {
             if let Err(e) = d.network.teardown(&key).await {
                 tracing::warn!(key, "tearing down an orphaned network: {e}");
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use berth_proto::shim::v1 as shim;
 
 use crate::daemon::Daemon;
+use crate::error::ApiError;
 
 /// How long recovery may take in all before the daemon serves anyway.
 const BUDGET: Duration = Duration::from_secs(5);
@@ -32,6 +33,8 @@ pub async fn run(d: &Arc<Daemon>) {
     }
     let all = async { while jobs.join_next().await.is_some() {} };
     if tokio::time::timeout(BUDGET, all).await.is_err() {
+        // The slow ones go on in the background (dropping the set would abort them).
+        jobs.detach_all();
         tracing::warn!("task recovery did not finish within {BUDGET:?}; serving anyway");
     }
 }
@@ -51,9 +54,14 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
     let auto_remove = c.options.as_ref().is_some_and(|o| o.auto_remove);
     let mut client = match d.shims.client(ns, id, &bundle).await {
         Ok(c) => c,
+        // A shim speaking a protocol we do not: reported (ps, inspect, doctor), left running.
+        Err(ApiError::FailedPrecondition(why)) => {
+            tracing::warn!(ns, id, "{why}");
+            return;
+        }
         Err(e) => {
             tracing::warn!(ns, id, "the shim is gone ({e})");
-            crate::tasks::shim_gone(d, ns, id, auto_remove).await;
+            crate::exits::shim_gone(d, ns, id, auto_remove).await;
             return;
         }
     };
@@ -72,12 +80,42 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
         events,
     );
     // An exit while we were away: report it now (and honour --rm).
-    if let Ok(st) = client.state(shim::ProcessRequest::default()).await {
+    let state = client.state(shim::ProcessRequest::default()).await;
+    if let Err(s) = &state {
+        if s.code() == tonic::Code::NotFound {
+            // A shim without a container: berthd died between starting it and Create. The
+            // task never existed; remove it (the shim is shut down, the record stays).
+            tracing::warn!(
+                ns,
+                id,
+                "a shim without a container: removing the half-made task"
+            );
+            let _ = crate::tasks::remove_task(d, ns, &c, true).await;
+            return;
+        }
+    }
+    if let Ok(st) = state {
         let st = st.into_inner();
         if st.status == shim::Status::Stopped as i32 {
-            let code = st.exit.map(|e| e.code).unwrap_or(-1);
-            d.bus
-                .publish(ns, "/tasks/exit", id, &[("exit_code", code.to_string())]);
+            if let Some(exit) = st.exit.map(crate::tasks::exit_info) {
+                // Recorded (and reported) already if it exited before berthd went down.
+                let known = c
+                    .last_exit
+                    .is_some_and(|l| l.exited_at_ns == exit.exited_at_ns);
+                if !known {
+                    let (status, reason) = (crate::exits::EXITED, crate::exits::WHILE_DOWN);
+                    crate::exits::record(d, ns, id, exit, status, reason);
+                    d.bus.publish(
+                        ns,
+                        "/tasks/exit",
+                        id,
+                        &[
+                            ("exit_code", exit.code.to_string()),
+                            ("reason", reason.into()),
+                        ],
+                    );
+                }
+            }
             if auto_remove {
                 let _ = crate::services::containers::remove(d, ns, &c, true).await;
             }

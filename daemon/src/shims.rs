@@ -20,6 +20,9 @@ pub struct Shims {
     binary: PathBuf,
     socket_dir: PathBuf,
     clients: Mutex<HashMap<(String, String), Client>>,
+    /// Live shims this berthd cannot speak to (their protocol version is out of range), with
+    /// why: reported by Tasks.Get, ps, inspect and doctor, and never killed or cleaned up.
+    incompatible: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Shims {
@@ -28,6 +31,7 @@ impl Shims {
             binary,
             socket_dir,
             clients: Mutex::new(HashMap::new()),
+            incompatible: Mutex::new(HashMap::new()),
         }
     }
 
@@ -57,6 +61,14 @@ impl Shims {
         }
         let boot: Bootstrap = serde_json::from_slice(&out.stdout)
             .map_err(|e| ApiError::internal("the shim's bootstrap answer", e))?;
+        if !berth_proto::shim::v1::speaks(boot.version) {
+            // A shim binary this berthd cannot drive: it just started and owns nothing yet.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(boot.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(ApiError::FailedPrecondition(unsupported(id, boot.version)));
+        }
         boot.store(bundle)
             .map_err(|e| ApiError::internal("storing bootstrap.json", e))?;
         self.connect(ns, id, &boot).await
@@ -78,6 +90,23 @@ impl Shims {
         }
     }
 
+    /// Why this berthd cannot speak to the task's shim, if it cannot (see `connect`).
+    pub fn incompatible(&self, ns: &str, id: &str) -> Option<String> {
+        self.incompatible
+            .lock()
+            .ok()?
+            .get(&(ns.to_string(), id.to_string()))
+            .cloned()
+    }
+
+    /// Every live shim this berthd cannot speak to: ((namespace, id), why).
+    pub fn all_incompatible(&self) -> Vec<((String, String), String)> {
+        self.incompatible
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
     fn cached(&self, ns: &str, id: &str) -> Option<Client> {
         self.clients
             .lock()
@@ -86,13 +115,20 @@ impl Shims {
             .cloned()
     }
 
+    /// Connects to the shim a bootstrap answer names, if this berthd speaks its protocol. One
+    /// it does not is remembered (see `incompatible`) and answered `FailedPrecondition`;
+    /// callers must then leave the task alone: the shim is alive and owns its container.
     async fn connect(&self, ns: &str, id: &str, boot: &Bootstrap) -> Result<Client, ApiError> {
-        if boot.version != berth_proto::shim::v1::PROTOCOL_VERSION {
-            return Err(ApiError::FailedPrecondition(format!(
-                "the shim of {id:?} speaks protocol {}, this berthd speaks {}",
-                boot.version,
-                berth_proto::shim::v1::PROTOCOL_VERSION
-            )));
+        let key = (ns.to_string(), id.to_string());
+        if !berth_proto::shim::v1::speaks(boot.version) {
+            let why = unsupported(id, boot.version);
+            if let Ok(mut m) = self.incompatible.lock() {
+                m.insert(key, why.clone());
+            }
+            return Err(ApiError::FailedPrecondition(why));
+        }
+        if let Ok(mut m) = self.incompatible.lock() {
+            m.remove(&key);
         }
         let client = berth_proto::shim::connect(&boot.address)
             .await
@@ -102,4 +138,12 @@ impl Shims {
         }
         Ok(client)
     }
+}
+
+fn unsupported(id: &str, version: u32) -> String {
+    use berth_proto::shim::v1::{OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
+    format!(
+        "the shim of {id:?} speaks protocol {version}; this berthd speaks \
+         {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION} (left running untouched)"
+    )
 }

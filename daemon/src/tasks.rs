@@ -73,6 +73,7 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
                 status: TaskStatus::Created as i32,
                 exit: None,
                 ip_address: crate::network::ip(d, ns, &c.id),
+                ..Default::default()
             })
         }
         Err(e) => {
@@ -196,6 +197,9 @@ pub fn forward_events(
                 attrs.push(("exit_code", exit.code.to_string()));
                 attrs.push(("oom_killed", exit.oom_killed.to_string()));
             }
+            if let (Kind::Exited, true, Some(exit)) = (kind, ev.exec_id.is_empty(), ev.exit) {
+                crate::exits::record(&d, &ns, &id, exit_info(exit), crate::exits::EXITED, "");
+            }
             d.bus.publish(&ns, topic, &id, &attrs);
             if kind == Kind::Exited && ev.exec_id.is_empty() && auto_remove {
                 if let Ok(c) = d.store.find_container(&ns, &id) {
@@ -208,63 +212,9 @@ pub fn forward_events(
             }
         }
         if !ended_on_purpose {
-            shim_gone(&d, &ns, &id, auto_remove).await;
+            crate::exits::shim_gone(&d, &ns, &id, auto_remove).await;
         }
     });
-}
-
-/// The events stream of a shim broke: if the shim still answers, listen again; if it is dead,
-/// report its task exited (the exit file's code, or "unknown") and clean up what it owned:
-/// processes left in the cgroup, the network, the rootfs mount and the bundle.
-pub async fn shim_gone(d: &Arc<Daemon>, ns: &str, id: &str, auto_remove: bool) {
-    let bundle = d.bundles.path(ns, id);
-    if !bundle.exists() {
-        return;
-    }
-    d.shims.forget(ns, id);
-    if let Ok(mut client) = d.shims.client(ns, id, &bundle).await {
-        if client.state(shim::ProcessRequest::default()).await.is_ok() {
-            if let Ok(events) = client.events(shim::Empty {}).await {
-                forward_events(
-                    d.clone(),
-                    ns.to_string(),
-                    id.to_string(),
-                    auto_remove,
-                    events.into_inner(),
-                );
-                return;
-            }
-        }
-    }
-    // The exit file the shim wrote before it died, if it got that far.
-    let code = std::fs::read(bundle.join("exit"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["code"].as_i64())
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    tracing::warn!(
-        ns,
-        id,
-        exit_code = code,
-        "the shim died; cleaning up its task"
-    );
-    d.bus.publish(
-        ns,
-        "/tasks/exit",
-        id,
-        &[("exit_code", code), ("reason", "shim died".into())],
-    );
-    if let Ok(c) = d.store.find_container(ns, id) {
-        let result = if auto_remove {
-            crate::services::containers::remove(d, ns, &c, true).await
-        } else {
-            remove_task(d, ns, &c, true).await.map(|_| ())
-        };
-        if let Err(e) = result {
-            tracing::warn!(ns, id, "cleaning up after a dead shim: {e}");
-        }
-    }
 }
 
 pub async fn client(d: &Daemon, ns: &str, id: &str) -> ApiResult<Client> {
@@ -348,6 +298,8 @@ pub async fn remove_task(
     }
     let mut client = match d.shims.client(ns, &c.id, &bundle).await {
         Ok(c) => c,
+        // A live shim this berthd cannot speak to: never killed behind its back.
+        Err(e @ ApiError::FailedPrecondition(_)) => return Err(e),
         Err(_) => {
             // The shim is gone: clean up what it left (processes, cgroup, rootfs).
             cleanup_dead(d, ns, c, &bundle).await;
@@ -357,6 +309,9 @@ pub async fn remove_task(
     let st = match client.state(shim::ProcessRequest::default()).await {
         Ok(s) => s.into_inner(),
         Err(_) => {
+            // Dead, or alive without a container (berthd died between starting it and Create):
+            // either way it goes, or it would run on with nothing that ever talks to it.
+            let _ = client.shutdown(shim::ShutdownRequest { now: true }).await;
             d.shims.forget(ns, &c.id);
             cleanup_dead(d, ns, c, &bundle).await;
             return Ok(None);
@@ -380,7 +335,13 @@ pub async fn remove_task(
         .await;
     }
     let exit = match client.delete(shim::ProcessRequest::default()).await {
-        Ok(e) => e.into_inner(),
+        Ok(e) => {
+            let e = e.into_inner();
+            if st.status == shim::Status::Stopped as i32 || live {
+                crate::exits::record(d, ns, &c.id, exit_info(e), crate::exits::EXITED, "");
+            }
+            e
+        }
         // The shim went away mid-call: finish its work here.
         Err(s)
             if matches!(
@@ -409,6 +370,16 @@ pub async fn remove_task(
 
 /// A task whose shim died: kill what is left in its cgroup and remove the bundle.
 async fn cleanup_dead(d: &Daemon, ns: &str, c: &Container, bundle: &Path) {
+    if let Some(exit) = crate::exits::read_exit_file(bundle) {
+        crate::exits::record(
+            d,
+            ns,
+            &c.id,
+            exit,
+            crate::exits::EXITED,
+            crate::exits::SHIM_DIED,
+        );
+    }
     let runtime = berth_runtime::Runtime::new(bundle.join(".runtime"));
     if let Ok(container) = runtime.load(&c.id) {
         if let Err(e) = container.delete(true) {

@@ -125,7 +125,8 @@ pub enum AuthMode {
 /// The credentials the proxy accepts.
 pub const PROXY_USER: (&str, &str) = ("user", "pass");
 const PROXY_BASIC: &str = "Basic dXNlcjpwYXNz";
-const PROXY_TOKEN: &str = "t0k3n-for-berth";
+/// The bearer token the proxy hands out (and accepts) in [`AuthMode::Bearer`].
+pub const PROXY_TOKEN: &str = "t0k3n-for-berth";
 
 /// An authenticating HTTP proxy in front of a [`Registry`]: requests without the right
 /// `Authorization` get a 401 challenge; good ones are forwarded. Stopped on drop.

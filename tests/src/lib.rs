@@ -9,7 +9,6 @@ pub mod attack;
 pub mod bin;
 pub mod bundle;
 pub mod cri;
-pub mod cri_pods;
 pub mod daemon;
 pub mod guard;
 pub mod hostile_images;

@@ -6,8 +6,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, Cri};
-use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 use berth_tests::free_port;
 

@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, Cri};
-use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 
 async fn pod_status(c: &mut Cri, id: &str) -> api::PodSandboxStatus {

@@ -3,8 +3,7 @@
 //! RuntimeDefault / Unconfined / Localhost, read-only paths, and a clear error for user
 //! namespaces.
 
-use berth_tests::cri::{self, Cri};
-use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 
 async fn run(

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use berth_tests::cri::{self, Cri};
-use berth_tests::cri_pods::{api, container_config, import_busybox, pod_config};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

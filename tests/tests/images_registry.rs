@@ -250,6 +250,7 @@ fn pull_with_bearer_and_basic_auth() {
                     auth: Some(Credentials {
                         username: PROXY_USER.0.into(),
                         password: PROXY_USER.1.into(),
+                        ..Default::default()
                     }),
                     ..Default::default()
                 },

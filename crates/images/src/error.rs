@@ -38,6 +38,9 @@ pub enum ImageError {
     /// A snapshot does not exist or is in the wrong state.
     #[error("snapshot {0}")]
     Snapshot(String),
+    /// The registry answered 404: no such repository, tag or blob.
+    #[error("registry {host}: {reason}")]
+    RegistryNotFound { host: String, reason: String },
     /// The registry could not be reached or answered with an error.
     #[error("registry {host}: {reason}")]
     Registry { host: String, reason: String },

@@ -10,6 +10,7 @@
 pub mod cgroups;
 mod container;
 mod error;
+pub mod mountinfo;
 mod process;
 pub mod rootfs;
 mod self_exe;

@@ -57,17 +57,41 @@ pub struct InspectArgs {
     containers: Vec<String>,
 }
 
-/// (status word, pid, exit code, ip address) of a container's task.
-pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32>, String) {
-    match c
+/// What ps and inspect show of a container's task.
+pub struct State {
+    /// created, running, paused, exited or unknown.
+    pub status: String,
+    pub pid: u32,
+    /// None while running, or when the exit status is unknown (its shim died unrecorded).
+    pub code: Option<i32>,
+    pub ip: String,
+    /// Why berthd cannot manage the task (e.g. an incompatible shim), or how it ended.
+    pub detail: String,
+}
+
+impl State {
+    /// The STATUS column: `running`, `exited (0)`, `exited (unknown)`, `unknown (problem)`.
+    pub fn shown(&self) -> String {
+        match (self.status.as_str(), self.code) {
+            ("exited", Some(code)) => format!("exited ({code})"),
+            ("exited", None) => "exited (unknown)".into(),
+            ("unknown", _) if !self.detail.is_empty() => "unknown (shim incompatible)".into(),
+            (s, _) => s.to_string(),
+        }
+    }
+}
+
+/// The task's state from the daemon; without a task, the record's last exit (if any).
+pub async fn status_of(c: &Clients, ctr: &Container) -> State {
+    let got = c
         .tasks
         .clone()
         .get(TaskRequest {
             container_id: ctr.id.clone(),
             exec_id: String::new(),
         })
-        .await
-    {
+        .await;
+    match got {
         Ok(t) => {
             let t = t.into_inner();
             let status = match TaskStatus::try_from(t.status).unwrap_or(TaskStatus::Unknown) {
@@ -77,9 +101,30 @@ pub async fn status_of(c: &Clients, ctr: &Container) -> (String, u32, Option<i32
                 TaskStatus::Stopped => "exited",
                 TaskStatus::Unknown => "unknown",
             };
-            (status.into(), t.pid, t.exit.map(|e| e.code), t.ip_address)
+            State {
+                status: status.into(),
+                pid: t.pid,
+                code: t.exit.map(|e| e.code),
+                ip: t.ip_address,
+                detail: t.problem,
+            }
         }
-        Err(_) => ("created".into(), 0, None, String::new()),
+        Err(_) => match &ctr.last_exit {
+            Some(e) => State {
+                status: "exited".into(),
+                pid: 0,
+                code: (ctr.last_exit_status != "unknown").then_some(e.code),
+                ip: String::new(),
+                detail: ctr.last_exit_reason.clone(),
+            },
+            None => State {
+                status: "created".into(),
+                pid: 0,
+                code: None,
+                ip: String::new(),
+                detail: String::new(),
+            },
+        },
     }
 }
 
@@ -104,8 +149,8 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
     let mut rows = Vec::new();
     let mut docs = Vec::new();
     for ctr in &list {
-        let (status, pid, code, ip) = status_of(&c, ctr).await;
-        let live = status == "running" || status == "paused";
+        let st = status_of(&c, ctr).await;
+        let live = matches!(st.status.as_str(), "running" | "paused" | "unknown");
         if !a.all && !live {
             continue;
         }
@@ -118,10 +163,7 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
             .as_ref()
             .map(|o| o.args.join(" "))
             .unwrap_or_default();
-        let shown = match (status.as_str(), code) {
-            ("exited", Some(code)) => format!("exited ({code})"),
-            (s, _) => s.to_string(),
-        };
+        let shown = st.shown();
         rows.push(vec![
             ctr.id.chars().take(12).collect(),
             if ctr.image.is_empty() {
@@ -138,8 +180,8 @@ pub async fn ps(c: Clients, a: PsArgs) -> anyhow::Result<i32> {
                 .unwrap_or_default(),
             ctr.name.clone(),
         ]);
-        docs.push(json!({"id": ctr.id, "name": ctr.name, "image": ctr.image, "status": status,
-            "pid": pid, "exit_code": code, "ip": ip,
+        docs.push(json!({"id": ctr.id, "name": ctr.name, "image": ctr.image, "status": st.status,
+            "pid": st.pid, "exit_code": st.code, "ip": st.ip, "detail": st.detail,
             "ports": ctr.options.as_ref().map(|o| o.publish.clone()).unwrap_or_default(), "created_at_ns": ctr.created_at_ns, "labels": ctr.labels}));
     }
     if a.quiet {
@@ -241,14 +283,15 @@ pub async fn inspect(c: Clients, a: InspectArgs) -> anyhow::Result<i32> {
             })
             .await?
             .into_inner();
-        let (status, pid, code, ip) = status_of(&c, &ctr).await;
+        let st = status_of(&c, &ctr).await;
         let spec: serde_json::Value = serde_json::from_slice(&ctr.spec_json).unwrap_or_default();
         let o = ctr.options.clone().unwrap_or_default();
         docs.push(json!({
             "Id": ctr.id, "Name": ctr.name, "Image": ctr.image, "ImageDigest": ctr.image_digest,
             "Created": ctr.created_at_ns, "Labels": ctr.labels,
-            "State": {"Status": status, "Pid": pid, "ExitCode": code},
-            "NetworkSettings": {"IPAddress": ip, "Ports": o.publish, "Mode": o.network},
+            "State": {"Status": st.status, "Pid": st.pid, "ExitCode": st.code,
+                "Detail": st.detail},
+            "NetworkSettings": {"IPAddress": st.ip, "Ports": o.publish, "Mode": o.network},
             "Config": {"Args": o.args, "Env": o.env, "User": o.user, "WorkingDir": o.workdir, "Tty": o.tty},
             "HostConfig": {"Memory": o.memory, "Cpus": o.cpus, "PidsLimit": o.pids_limit,
                 "Privileged": o.privileged, "ReadOnly": o.read_only, "Network": o.network,

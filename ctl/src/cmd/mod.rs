@@ -1,6 +1,7 @@
 //! The commands, grouped by what they act on.
 
 pub mod containers;
+pub mod doctor;
 pub mod exec;
 pub mod images;
 pub mod run;

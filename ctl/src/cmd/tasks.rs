@@ -1,4 +1,4 @@
-//! stop, kill, pause/unpause, stats, top.
+//! stop, kill, pause/unpause, stats, top, tasks.
 
 use std::time::Duration;
 
@@ -241,5 +241,57 @@ pub async fn top(c: Clients, a: TopArgs) -> anyhow::Result<i32> {
         rows.push(vec![pid.to_string(), uid, cmd]);
     }
     output::table(&["PID", "UID", "CMD"], &rows);
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct TasksArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Every task of the namespace in one Tasks.List call (like `ctr tasks ls`).
+pub async fn list(c: Clients, a: TasksArgs) -> anyhow::Result<i32> {
+    let tasks = c
+        .tasks
+        .clone()
+        .list(berth_proto::v1::ListTasksRequest::default())
+        .await?
+        .into_inner()
+        .tasks;
+    let status = |s: i32| match berth_proto::v1::TaskStatus::try_from(s)
+        .unwrap_or(berth_proto::v1::TaskStatus::Unknown)
+    {
+        berth_proto::v1::TaskStatus::Created => "created",
+        berth_proto::v1::TaskStatus::Running => "running",
+        berth_proto::v1::TaskStatus::Paused => "paused",
+        berth_proto::v1::TaskStatus::Stopped => "stopped",
+        berth_proto::v1::TaskStatus::Unknown => "unknown",
+    };
+    match a.format {
+        Format::Json => {
+            let docs: Vec<_> = tasks
+                .iter()
+                .map(|t| {
+                    json!({"id": t.container_id, "pid": t.pid, "status": status(t.status),
+                        "exit_code": t.exit.map(|e| e.code), "problem": t.problem})
+                })
+                .collect();
+            output::json(&docs)?;
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.container_id.clone(),
+                        t.pid.to_string(),
+                        status(t.status).to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["TASK", "PID", "STATUS"], &rows);
+        }
+    }
     Ok(0)
 }

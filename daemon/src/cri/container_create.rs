@@ -34,7 +34,7 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
         .map(|i| i.image.clone())
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::InvalidArgument("the container config needs an image".into()))?;
-    let image = image_name(d, &image)?;
+    let (image, image_id) = image_name(d, &image)?;
     let sandbox = records::find_sandbox(d, &r.pod_sandbox_id)?.ok_or_else(|| {
         ApiError::NotFound(format!("pod sandbox {:?} not found", r.pod_sandbox_id))
     })?;
@@ -97,7 +97,7 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
     match created {
         Ok(c) => {
             record.image_ref = c.image.clone();
-            record.image_id = c.image_digest.clone();
+            record.image_id = image_id;
             records::put_container(d, &record)?;
             Ok(id)
         }
@@ -108,38 +108,20 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
     }
 }
 
-/// The image record kubelet means: a name (`name@sha256:...` included), or an image id:
-/// `sha256:<manifest digest>` (as ContainerStatus reports it), or the config's digest.
-fn image_name(d: &Daemon, image: &str) -> ApiResult<String> {
-    let digest = if let Some(hex) = image.strip_prefix("sha256:") {
-        format!("sha256:{hex}")
-    } else if image.len() == 64 && image.bytes().all(|b| b.is_ascii_hexdigit()) {
-        format!("sha256:{image}")
-    } else {
-        return Ok(image.to_string());
-    };
-    if d.store.image(NS, image)?.is_some() {
-        return Ok(image.to_string());
-    }
-    let images = d.store.images(NS)?;
-    if let Some(i) = images.iter().find(|i| i.digest == digest) {
-        return Ok(i.name.clone());
-    }
-    // containerd's kind of image id: the config's digest (or the platform manifest's).
-    let platform = berth_images::Platform::default();
-    for i in &images {
-        let Ok(top) = berth_images::Digest::parse(&i.digest) else {
-            continue;
-        };
-        if let Ok((m, manifest)) =
-            berth_images::manifest::resolve_manifest(&d.images.content, &top, &platform)
-        {
-            if m.to_string() == digest || manifest.config().digest().to_string() == digest {
-                return Ok(i.name.clone());
-            }
-        }
-    }
-    Err(ApiError::NotFound(format!("image {image:?} not found")))
+/// The image kubelet means (a name, short or full, an image id as ImageStatus and
+/// ContainerStatus report it, a manifest digest or `name@sha256:...`): the name of one of its
+/// records, and its CRI image id (the config digest).
+fn image_name(d: &Daemon, image: &str) -> ApiResult<(String, String)> {
+    let found = super::image::catalog::find(d, NS, image)?
+        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))?;
+    let name = found
+        .records
+        .iter()
+        .find(|r| r.name == image)
+        .or_else(|| found.records.first())
+        .map(|r| r.name.clone())
+        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))?;
+    Ok((name, found.id.to_string()))
 }
 
 /// The log file kubelet asked for: the pod's log directory joined with the container's path.

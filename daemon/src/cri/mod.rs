@@ -1,6 +1,6 @@
 //! Kubernetes CRI v1 RuntimeService on berthd's socket (the `k8s-cri` crate's protobufs).
 //! Pods and containers are Berth containers of the `k8s.io` namespace with CRI records next
-//! to them (records.rs); one file per group of calls.
+//! to them (records.rs); one file per group of calls. The ImageService is image_service.rs.
 
 mod container_create;
 mod container_start;
@@ -10,6 +10,8 @@ mod container_update;
 mod events;
 mod exec_sync;
 pub mod exit_reaper;
+pub mod image;
+pub mod image_service;
 pub mod records;
 mod runtime_info;
 mod sandbox_run;

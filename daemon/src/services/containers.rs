@@ -177,6 +177,9 @@ pub async fn create_with(
         image_digest,
         ..Default::default()
     };
+    // Shared with garbage collection and doctor: a snapshot prepared here is never taken for
+    // an orphan before its record exists.
+    let _gc = d.images.gc_lock.read().await;
     if !snapshot_key.is_empty() {
         crate::images::prepare(d, &snapshot_key, &chain_id)?;
     }

@@ -4,9 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use berth_images::{
-    commit_image, export_archive, import_archive, normalize, pull, Digest, ImageChanges,
-};
+use berth_images::{commit_image, export_archive, import_archive, normalize, Digest, ImageChanges};
 use berth_proto::v1::images_server::Images;
 use berth_proto::v1::{
     CommitRequest, DeleteImageRequest, DiffEntry, DiffRequest, DiffResponse, Empty, ExportChunk,
@@ -19,39 +17,9 @@ use tonic::{Request, Streaming};
 use super::{BoxStream, Reply};
 use crate::daemon::{namespace, Daemon, Shared};
 use crate::error::{ApiError, ApiResult};
-use crate::events::now_ns;
-use crate::images::{find, full_name, image_error};
+use crate::images::{find, full_name, image_error, pull_image, record};
 
 pub struct ImagesService(pub Shared);
-
-/// Writes a record for an image now in the content store.
-fn record(d: &Daemon, ns: &str, name: &str, digest: &Digest) -> ApiResult<Image> {
-    let size =
-        berth_images::image_size(&d.images.content, digest, &Default::default()).unwrap_or(0);
-    let img = Image {
-        name: name.to_string(),
-        digest: digest.to_string(),
-        size,
-        created_at_ns: now_ns(),
-        labels: Default::default(),
-    };
-    d.store.put_image(ns, &img)?;
-    Ok(img)
-}
-
-/// Unpacks an image into snapshots (what a container needs), like docker and containerd do at
-/// pull time.
-async fn unpack(d: &Arc<Daemon>, manifest: &Digest) -> ApiResult<()> {
-    let (d, m) = (d.clone(), manifest.clone());
-    blocking(move || {
-        d.images
-            .snapshots
-            .unpack(&d.images.content, &m)
-            .map(|_| ())
-            .map_err(image_error)
-    })
-    .await
-}
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
@@ -102,13 +70,12 @@ impl Images for ImagesService {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<PullProgress, tonic::Status>>(64);
         let d = self.0.clone();
         tokio::spawn(async move {
-            let _gc = d.images.gc_lock.read().await;
             let mut registry = d.images.registry.clone();
             if !r.platform.is_empty() {
                 registry.platform = Some(r.platform.clone());
             }
             let progress_tx = tx.clone();
-            let result = pull(&d.images.content, &reference, &registry, move |p| {
+            let result = pull_image(&d, &ns, &reference, &registry, move |p| {
                 let _ = progress_tx.try_send(Ok(PullProgress {
                     status: format!("{:?}", p.status).to_lowercase(),
                     layer: p.digest.map(|d| d.to_string()).unwrap_or_default(),
@@ -118,25 +85,11 @@ impl Images for ImagesService {
                 }));
             })
             .await;
-            let done = match result {
-                Ok(pulled) => unpack(&d, &pulled.manifest)
-                    .await
-                    .and_then(|()| record(&d, &ns, &pulled.name, &pulled.manifest))
-                    .map(|img| {
-                        d.bus.publish(
-                            &ns,
-                            "/images/pull",
-                            &img.name,
-                            &[("digest", img.digest.clone())],
-                        );
-                        PullProgress {
-                            status: "done".into(),
-                            image: Some(img),
-                            ..Default::default()
-                        }
-                    }),
-                Err(e) => Err(image_error(e)),
-            };
+            let done = result.map(|(img, _)| PullProgress {
+                status: "done".into(),
+                image: Some(img),
+                ..Default::default()
+            });
             let _ = tx.send(done.map_err(tonic::Status::from)).await;
         });
         Ok(tonic::Response::new(Box::pin(ReceiverStream::new(rx))))

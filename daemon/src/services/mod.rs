@@ -3,6 +3,7 @@
 pub mod containers;
 pub mod events;
 pub mod images;
+pub mod maintenance;
 pub mod namespaces;
 pub mod networks;
 pub(crate) mod task_io;

@@ -36,7 +36,22 @@ async fn target(
 }
 
 async fn get_task(d: &Daemon, ns: &str, id: &str, exec_id: String) -> ApiResult<Task> {
-    let (c, mut client) = target(d, ns, id).await?;
+    ids::validate("container id", id)?;
+    let c = d.store.find_container(ns, id)?;
+    let mut client = match tasks::client(d, ns, &c.id).await {
+        Ok(client) => client,
+        // A live shim this berthd cannot speak to: reported, not an error.
+        Err(ApiError::FailedPrecondition(problem)) if d.shims.incompatible(ns, &c.id).is_some() => {
+            return Ok(Task {
+                container_id: c.id,
+                exec_id,
+                status: berth_proto::v1::TaskStatus::Unknown as i32,
+                problem,
+                ..Default::default()
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let st = client.state(proc_req(exec_id.clone())).await?.into_inner();
     let ip_address = crate::network::ip(d, ns, &c.id);
     Ok(Task {
@@ -46,6 +61,7 @@ async fn get_task(d: &Daemon, ns: &str, id: &str, exec_id: String) -> ApiResult<
         pid: st.pid,
         status: task_status(st.status) as i32,
         exit: st.exit.map(exit_info),
+        ..Default::default()
     })
 }
 

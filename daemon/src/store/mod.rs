@@ -22,7 +22,7 @@ mod migrations;
 
 use std::path::Path;
 
-use berth_proto::v1::{Container, Image, Namespace};
+use berth_proto::v1::{Container, ExitInfo, Image, Namespace};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -236,6 +236,34 @@ impl Store {
             .collect()
     }
 
+    /// Records the last exit of a container's init (read, change, write in one transaction, so
+    /// a concurrent label update is not lost). A container removed meanwhile is left alone.
+    pub fn set_last_exit(
+        &self,
+        ns: &str,
+        id: &str,
+        exit: &ExitInfo,
+        status: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let key = k(&[ns, "containers", id]);
+        self.db
+            .transaction(|tx| {
+                let Some(value) = tx.get(&key)? else {
+                    return Ok(());
+                };
+                let mut c: Container =
+                    decode(&key, &value).map_err(ConflictableTransactionError::Abort)?;
+                c.last_exit = Some(*exit);
+                c.last_exit_status = status.to_string();
+                c.last_exit_reason = reason.to_string();
+                tx.insert(key.as_slice(), c.encode_to_vec())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.flush()
+    }
+
     pub fn delete_container(&self, ns: &str, c: &Container) -> Result<()> {
         let key = k(&[ns, "containers", &c.id]);
         let name_key = (!c.name.is_empty()).then(|| k(&[ns, "container_names", &c.name]));
@@ -391,6 +419,31 @@ mod tests {
         s.delete_container("default", &a).unwrap();
         s.create_container("default", &container("c", "web"))
             .unwrap();
+    }
+
+    #[test]
+    fn the_last_exit_is_kept_with_the_rest_of_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut c = container("a", "x");
+        c.labels.insert("k".into(), "v".into());
+        s.create_container("default", &c).unwrap();
+        let exit = ExitInfo {
+            code: 9,
+            pid: 42,
+            ..Default::default()
+        };
+        s.set_last_exit("default", "a", &exit, "exited", "shim died")
+            .unwrap();
+        let got = s.find_container("default", "a").unwrap();
+        assert_eq!(got.last_exit, Some(exit));
+        assert_eq!(got.last_exit_status, "exited");
+        assert_eq!(got.last_exit_reason, "shim died");
+        assert_eq!(got.labels["k"], "v");
+        // A removed container stays removed.
+        s.set_last_exit("default", "gone", &exit, "exited", "")
+            .unwrap();
+        assert!(s.container("default", "gone").unwrap().is_none());
     }
 
     #[test]

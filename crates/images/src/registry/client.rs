@@ -105,11 +105,23 @@ impl Client {
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ImageError::registry(&endpoint.base, e.to_string()))?;
+        // A registry token is used as is, before any challenge.
+        let authorization =
+            match endpoint
+                .auth
+                .as_ref()
+                .and_then(|a| a.registry_token.as_ref())
+            {
+                Some(t) => Some(HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                    ImageError::invalid("registry token", "not a valid header value")
+                })?),
+                None => None,
+            };
         Ok(Client {
             http,
             endpoint,
             ns: ns.to_string(),
-            authorization: Mutex::new(None),
+            authorization: Mutex::new(authorization),
         })
     }
 
@@ -136,6 +148,12 @@ impl Client {
             vec![(ACCEPT, accept.as_str())]
         };
         let resp = self.send(Method::GET, &url, &headers, None).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(ImageError::RegistryNotFound {
+                host: self.endpoint.base.clone(),
+                reason: format!("GET {url}: {}", resp.status()),
+            });
+        }
         if !resp.status().is_success() {
             return Err(self.err(format!("GET {url}: {}", resp.status())));
         }
@@ -212,6 +230,7 @@ impl Client {
                     .endpoint
                     .auth
                     .as_ref()
+                    .filter(|c| !c.username.is_empty())
                     .ok_or_else(|| self.err("credentials required"))?;
                 basic(creds)
             }
@@ -226,10 +245,29 @@ impl Client {
                         query.push((key, v.as_str()));
                     }
                 }
-                let mut req = self.http.get(realm).query(&query);
-                if let Some(creds) = &self.endpoint.auth {
-                    req = req.header(AUTHORIZATION, basic(creds)?);
-                }
+                let identity = self
+                    .endpoint
+                    .auth
+                    .as_ref()
+                    .and_then(|c| c.identity_token.as_deref());
+                let req = match (identity, &self.endpoint.auth) {
+                    // OAuth2: the refresh token is exchanged for an access token.
+                    (Some(refresh), _) => {
+                        let mut form = vec![
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", refresh),
+                            ("client_id", "berth"),
+                        ];
+                        form.extend(query.iter().copied());
+                        self.http.post(realm).form(&form)
+                    }
+                    (None, Some(creds)) if !creds.username.is_empty() => self
+                        .http
+                        .get(realm)
+                        .query(&query)
+                        .header(AUTHORIZATION, basic(creds)?),
+                    (None, _) => self.http.get(realm).query(&query),
+                };
                 let resp = req
                     .send()
                     .await

@@ -23,10 +23,18 @@ use crate::manifest::Platform;
 use crate::ImageError;
 
 /// Credentials for a registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// An OAuth2 refresh token (docker's `identitytoken`): exchanged for a bearer token at
+    /// the challenge's realm (`grant_type=refresh_token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<String>,
+    /// A bearer token for the registry itself, sent with every request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_token: Option<String>,
 }
 
 /// How to reach one registry host.

@@ -226,6 +226,62 @@ impl Snapshotter {
         fs::remove_dir_all(&dir).map_err(|e| ImageError::io_path("remove", &dir, e))
     }
 
+    /// What `gc` would remove, removing nothing: (active keys, committed chain IDs).
+    pub fn unreferenced(
+        &self,
+        referenced_chain_ids: &[String],
+        referenced_keys: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), ImageError> {
+        let index = self.lock()?;
+        Ok(Self::unreferenced_in(
+            &index,
+            referenced_chain_ids,
+            referenced_keys,
+            |id| self.dir(id),
+        ))
+    }
+
+    fn unreferenced_in(
+        index: &Index,
+        referenced_chain_ids: &[String],
+        referenced_keys: &[String],
+        dir: impl Fn(u64) -> PathBuf,
+    ) -> (Vec<String>, Vec<String>) {
+        // Mounted snapshots are kept even when not referenced.
+        let drop_keys: Vec<String> = index
+            .active
+            .iter()
+            .filter(|(k, a)| {
+                !referenced_keys.contains(k) && !is_mounted_upper(&dir(a.id).join("fs"))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut keep = std::collections::HashSet::new();
+        let roots = referenced_chain_ids.iter().cloned().chain(
+            index
+                .active
+                .iter()
+                .filter(|(k, _)| !drop_keys.contains(k))
+                .filter_map(|(_, a)| a.parent.clone()),
+        );
+        for root in roots {
+            let mut cur = Some(root);
+            while let Some(c) = cur {
+                if !keep.insert(c.clone()) {
+                    break;
+                }
+                cur = index.committed.get(&c).and_then(|s| s.parent.clone());
+            }
+        }
+        let drop_chains = index
+            .committed
+            .keys()
+            .filter(|c| !keep.contains(*c))
+            .cloned()
+            .collect();
+        (drop_keys, drop_chains)
+    }
+
     /// Removes active snapshots whose key is not in `referenced_keys` and committed snapshots
     /// that neither a referenced chain nor a kept active snapshot needs. Returns the removed
     /// chain IDs and keys.
@@ -239,43 +295,18 @@ impl Snapshotter {
             .write()
             .map_err(|_| ImageError::Snapshot("lock poisoned".into()))?;
         let mut index = self.lock()?;
+        let (drop_keys, drop_chains) =
+            Self::unreferenced_in(&index, referenced_chain_ids, referenced_keys, |id| {
+                self.dir(id)
+            });
         let mut removed = Vec::new();
         let mut dirs = Vec::new();
-        // Mounted snapshots are kept even when not referenced.
-        let drop_keys: Vec<String> = index
-            .active
-            .iter()
-            .filter(|(k, a)| {
-                !referenced_keys.contains(k) && !is_mounted_upper(&self.dir(a.id).join("fs"))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
         for k in drop_keys {
             if let Some(a) = index.active.remove(&k) {
                 dirs.push(self.dir(a.id));
                 removed.push(k);
             }
         }
-        let mut keep = std::collections::HashSet::new();
-        let roots = referenced_chain_ids
-            .iter()
-            .cloned()
-            .chain(index.active.values().filter_map(|a| a.parent.clone()));
-        for root in roots {
-            let mut cur = Some(root);
-            while let Some(c) = cur {
-                if !keep.insert(c.clone()) {
-                    break;
-                }
-                cur = index.committed.get(&c).and_then(|s| s.parent.clone());
-            }
-        }
-        let drop_chains: Vec<String> = index
-            .committed
-            .keys()
-            .filter(|c| !keep.contains(*c))
-            .cloned()
-            .collect();
         for c in drop_chains {
             if let Some(s) = index.committed.remove(&c) {
                 dirs.push(self.dir(s.id));

@@ -11,6 +11,16 @@ pub use client::{connect, unix_channel};
 pub mod v1 {
     tonic::include_proto!("berth.shim.v1");
 
-    /// The protocol version a shim announces in its bootstrap answer.
+    /// The protocol version a shim announces in its bootstrap answer (and the newest this
+    /// build speaks).
     pub const PROTOCOL_VERSION: u32 = 1;
+    /// The oldest shim protocol this build still speaks: berthd reconnects to shims announcing
+    /// any version in `OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION` (started by an older berthd
+    /// before an upgrade) and reports, never kills, any other.
+    pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
+
+    /// Whether this build can speak to a shim announcing `version`.
+    pub fn speaks(version: u32) -> bool {
+        (OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version)
+    }
 }
