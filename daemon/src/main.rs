@@ -143,6 +143,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     cri::exit_reaper::spawn(&d);
     recover::run(&d).await;
     orphans::startup(&d);
+    cri::exit_reaper::sweep(&d);
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }

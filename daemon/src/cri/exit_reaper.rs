@@ -37,6 +37,40 @@ pub fn spawn(d: &Arc<Daemon>) {
     });
 }
 
+/// Releases the tasks of CRI containers that exited while no reaper listened (an exit the
+/// daemon had already reported before it was killed is not reported again). Run after
+/// recovery, in the background.
+pub fn sweep(d: &Arc<Daemon>) {
+    let d = d.clone();
+    tokio::spawn(async move {
+        let Ok(all) = records::containers(&d) else {
+            return;
+        };
+        for r in all {
+            if r.started_at_ns == 0 || !d.bundles.path(NS, &r.id).exists() {
+                continue;
+            }
+            let stopped = match crate::tasks::client(&d, NS, &r.id).await {
+                Ok(mut c) => c
+                    .state(shim::ProcessRequest::default())
+                    .await
+                    .map(|s| s.into_inner().status == shim::Status::Stopped as i32)
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
+            if stopped {
+                let env = berth_proto::v1::Envelope {
+                    namespace: NS.into(),
+                    topic: "/tasks/exit".into(),
+                    id: r.id.clone(),
+                    ..Default::default()
+                };
+                reap(&d, &env).await;
+            }
+        }
+    });
+}
+
 async fn reap(d: &Arc<Daemon>, env: &berth_proto::v1::Envelope) {
     let id = env.id.as_str();
     // Only CRI containers: a pod's holder keeps its task until StopPodSandbox.
@@ -96,7 +130,11 @@ async fn reap(d: &Arc<Daemon>, env: &berth_proto::v1::Envelope) {
                 .attributes
                 .get("oom_killed")
                 .is_some_and(|v| v == "true");
-            record.finished_at_ns = env.timestamp_ns;
+            record.finished_at_ns = if env.timestamp_ns != 0 {
+                env.timestamp_ns
+            } else {
+                crate::events::now_ns()
+            };
             if code.is_none() {
                 record.message = "the container's shim was gone; its exit code is unknown".into();
             }
