@@ -16,6 +16,8 @@
 //! registry_dir = "/etc/berth/registry"  # <host>/hosts.json: mirrors, plain_http, auth
 //! stream_address = "127.0.0.1:0"  # CRI streaming server (exec/attach/port-forward URLs)
 //!
+//! [cri]
+//! log_roots = ["/var/log/pods"]          # where pods may have container logs written
 //! [cri.registry.mirrors."docker.io"]    # CRI pulls only, like containerd's CRI plugin
 //! endpoints = ["http://127.0.0.1:5000"]
 //! [cri.registry.configs."registry.example.com".auth]
@@ -50,11 +52,23 @@ pub struct Config {
 }
 
 /// The `[cri]` table: Kubernetes CRI settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CriConfig {
     /// Mirrors and credentials for CRI image pulls.
     pub registry: crate::cri::image::mirrors::CriRegistry,
+    /// The only directories pods may have container logs written in (kubelet's
+    /// `/var/log/pods` by default; empty: any absolute directory).
+    pub log_roots: Vec<PathBuf>,
+}
+
+impl Default for CriConfig {
+    fn default() -> Self {
+        CriConfig {
+            registry: Default::default(),
+            log_roots: vec![PathBuf::from("/var/log/pods")],
+        }
+    }
 }
 
 impl Default for Config {

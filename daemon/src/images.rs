@@ -122,14 +122,20 @@ pub fn full_name(name: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::InvalidArgument(format!("image {name:?}: {e}")))
 }
 
-/// The record of `name` (as given, or normalised).
+/// The record of `name` (as given, or normalised), else of the image it identifies: an image
+/// ID (config digest, what kubelet passes to CreateContainer), a manifest digest or a digest
+/// reference (`busybox@sha256:...`); see `cri/image/catalog.rs`.
 pub fn find(d: &Daemon, ns: &str, name: &str) -> ApiResult<Image> {
     if let Some(img) = d.store.image(ns, name)? {
         return Ok(img);
     }
-    let full = full_name(name)?;
-    d.store
-        .image(ns, &full)?
+    if let Ok(full) = full_name(name) {
+        if let Some(img) = d.store.image(ns, &full)? {
+            return Ok(img);
+        }
+    }
+    crate::cri::image::catalog::find(d, ns, name)?
+        .and_then(|i| i.records.into_iter().next())
         .ok_or_else(|| ApiError::NotFound(format!("image {name:?} not found")))
 }
 

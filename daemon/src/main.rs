@@ -72,6 +72,10 @@ struct Cli {
     /// The CRI streaming server's address (default 127.0.0.1:0, a free loopback port).
     #[arg(long)]
     stream_address: Option<String>,
+    /// A directory CRI pods may have container logs written in (repeatable; replaces the
+    /// configured `[cri] log_roots`, default /var/log/pods).
+    #[arg(long = "cri-log-root")]
+    cri_log_roots: Vec<PathBuf>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9323).
     #[arg(long)]
     metrics_address: Option<String>,
@@ -109,6 +113,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = cli.stream_address {
         cfg.stream_address = v;
+    }
+    if !cli.cri_log_roots.is_empty() {
+        cfg.cri.log_roots = cli.cri_log_roots;
     }
     if let Some(v) = cli.bridge {
         cfg.bridge = v;

@@ -86,6 +86,9 @@ impl DaemonGuard {
             .arg(&self.bridge)
             .arg("--subnet")
             .arg(&self.subnet)
+            // CRI pods of the tests log under the temp dir (the default is /var/log/pods).
+            .arg("--cri-log-root")
+            .arg(self.dir.path())
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -10,7 +10,9 @@ use std::path::Path;
 use berth_tests::cri::{connect, Cri};
 use berth_tests::daemon::DaemonGuard;
 use berth_tests::images::{self, busybox_image_gzip, TestImage};
-use berth_tests::images_registry::{AuthMode, AuthProxy, Registry, PROXY_TOKEN, PROXY_USER};
+use berth_tests::images_registry::{
+    AuthMode, AuthProxy, Registry, PROXY_REFRESH_TOKEN, PROXY_TOKEN, PROXY_USER,
+};
 use k8s_cri::v1::{
     AuthConfig, ImageFilter, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
     PullImageRequest, RemoveImageRequest,
@@ -146,6 +148,22 @@ async fn pull_with_request_credentials_list_status_remove() {
         ..Default::default()
     };
     assert_eq!(pull(&mut cri, &bearer_name, Some(token)).await.unwrap(), id);
+    // An identity token: an OAuth2 refresh token exchanged at the token endpoint.
+    let identity = AuthConfig {
+        identity_token: PROXY_REFRESH_TOKEN.into(),
+        ..Default::default()
+    };
+    let before = bearer.tokens.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        pull(&mut cri, &bearer_name, Some(identity)).await.unwrap(),
+        id
+    );
+    assert!(bearer.tokens.load(std::sync::atomic::Ordering::SeqCst) > before);
+    let wrong = AuthConfig {
+        identity_token: "wrong".into(),
+        ..Default::default()
+    };
+    assert!(pull(&mut cri, &bearer_name, Some(wrong)).await.is_err());
     let err = pull(&mut cri, &bearer_name, None).await.unwrap_err();
     assert!(err.message().contains("401"), "{err:?}");
 
@@ -246,12 +264,28 @@ async fn pull_with_request_credentials_list_status_remove() {
     assert!(usage.timestamp > 0);
     assert_eq!(fs.container_filesystems.len(), 1);
 
-    // It is in berthd's k8s.io namespace.
+    // It is in berthd's k8s.io namespace, and runs by ID (what kubelet passes to
+    // CreateContainer) and by digest reference.
     let out = d.run(&["-n", "k8s.io", "images"]);
     assert!(
         berth_tests::daemon::text(&out).contains("busybox"),
         "{out:?}"
     );
+    for image in [&id, &by_digest] {
+        let out = d.run(&[
+            "-n",
+            "k8s.io",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "cat",
+            "/opt/lower/c",
+        ]);
+        assert!(out.status.success(), "{image}: {out:?}");
+        assert_eq!(berth_tests::daemon::text(&out).trim(), "c");
+    }
 
     // Removal by one name removes every name; again succeeds; the blobs are collected.
     remove(&mut cri, &by_digest).await.unwrap();

@@ -333,3 +333,105 @@ async fn pod_sysctls_cgroup_parent_and_host_network() {
         let _ = std::fs::remove_dir(dir);
     }
 }
+
+/// Log paths are written by the shim as host root: a pod log directory outside the daemon's
+/// log roots (or relative, or with `..`), a container log path that climbs out of it or is
+/// absolute, or one through a symlink planted below the log directory, are InvalidArgument,
+/// and nothing is written at the target.
+#[tokio::test]
+async fn log_paths_outside_the_log_roots_are_refused() {
+    let d = DaemonGuard::start();
+    let image = cri::import_busybox(&d);
+    let mut c = cri::connect(&d.socket).await;
+    let outside = tempfile::tempdir().expect("temp dir");
+    for dir in [
+        outside.path().join("pod-logs"),
+        d.dir.path().join("pod-logs/../../escape"),
+        std::path::PathBuf::from("relative/logs"),
+    ] {
+        let err = c
+            .runtime
+            .run_pod_sandbox(api::RunPodSandboxRequest {
+                config: Some(pod_config("badlogs", &dir)),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect_err("a log directory outside the roots");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{dir:?}: {err}");
+    }
+
+    let logs = d.dir.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(outside.path(), logs.join("link")).unwrap();
+    let pod = c
+        .runtime
+        .run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(pod_config("logs", &logs)),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let escape = format!(
+        "../../../../../../../..{}/climbed.log",
+        outside.path().display()
+    );
+    let absolute = outside.path().join("absolute.log").display().to_string();
+    for path in [escape.as_str(), absolute.as_str(), "link/planted.log"] {
+        let mut cfg = container_config("c", &image, &["true"]);
+        cfg.log_path = path.into();
+        let err = c
+            .runtime
+            .create_container(api::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: None,
+            })
+            .await
+            .expect_err("a log path out of the log directory");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{path}: {err}");
+    }
+    let written: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert!(written.is_empty(), "written outside: {written:?}");
+
+    // The same pod still runs a container logging where it should.
+    let mut cfg = container_config("ok", &image, &["echo", "fine"]);
+    cfg.log_path = "ok/0.log".into();
+    let id = c
+        .runtime
+        .create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(cfg),
+            sandbox_config: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .container_id;
+    c.runtime
+        .start_container(api::StartContainerRequest { container_id: id })
+        .await
+        .unwrap();
+    let log = logs.join("ok/0.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|s| s.contains("stdout F fine")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line in {log:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    c.runtime
+        .stop_pod_sandbox(api::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+    c.runtime
+        .remove_pod_sandbox(api::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .unwrap();
+}

@@ -45,7 +45,7 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
         )));
     }
     let id = ids::generate();
-    let log_path = log_path(&sandbox, &config);
+    let log_path = log_path(d, &sandbox, &config)?;
     let opts = options(d, &sandbox, &config, &log_path)?;
     let mut record = ContainerRecord {
         id: id.clone(),
@@ -125,16 +125,17 @@ fn image_name(d: &Daemon, image: &str) -> ApiResult<(String, String)> {
 }
 
 /// The log file kubelet asked for: the pod's log directory joined with the container's path.
-fn log_path(sandbox: &SandboxRecord, config: &cri::ContainerConfig) -> Option<PathBuf> {
-    if config.log_path.is_empty() {
-        return None;
-    }
+fn log_path(
+    d: &Daemon,
+    sandbox: &SandboxRecord,
+    config: &cri::ContainerConfig,
+) -> ApiResult<Option<PathBuf>> {
     let dir = sandbox
         .config
         .as_ref()
-        .map(|c| c.log_directory.clone())
+        .map(|c| c.log_directory.as_str())
         .unwrap_or_default();
-    Some(Path::new(&dir).join(&config.log_path))
+    super::log_paths::join(&d.cfg.cri.log_roots, dir, &config.log_path)
 }
 
 fn options(

@@ -12,6 +12,7 @@ mod exec_sync;
 pub mod exit_reaper;
 pub mod image;
 pub mod image_service;
+mod log_paths;
 pub mod records;
 mod runtime_info;
 mod sandbox_run;

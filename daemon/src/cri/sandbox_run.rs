@@ -30,6 +30,7 @@ pub async fn run(d: &Arc<Daemon>, r: cri::RunPodSandboxRequest) -> ApiResult<Str
             "the pod sandbox config needs metadata".into(),
         ));
     }
+    super::log_paths::check_directory(&d.cfg.cri.log_roots, &config.log_directory)?;
     let id = ids::generate();
     let opts = options(d, &id, &config)?;
     let record = SandboxRecord {

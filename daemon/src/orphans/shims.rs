@@ -41,9 +41,13 @@ pub async fn pass(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
 }
 
 /// Serving shims of this daemon: `berth-shim start ... --socket-dir <ours>` processes that
-/// lead their own session (the short-lived starter does not). (pid, namespace, id).
+/// lead their own session (the short-lived starter does not), in berthd's pid namespace, whose
+/// parent is not such a process too: a container's init is forked by its shim and keeps the
+/// shim's command line until it execs (a pod sandbox's holder never does). (pid, ns, id).
 fn list(socket_dir: &Path) -> Vec<(i32, String, String)> {
     let mut out = Vec::new();
+    let mut parents = std::collections::HashMap::new();
+    let own_pid_ns = std::fs::read_link("/proc/self/ns/pid").ok();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
     };
@@ -76,28 +80,47 @@ fn list(socket_dir: &Path) -> Vec<(i32, String, String)> {
         else {
             continue;
         };
-        if PathBuf::from(dir) != socket_dir || session(pid) != Some(pid) {
+        let Some((ppid, sid)) = parent_and_session(pid) else {
+            continue;
+        };
+        if PathBuf::from(dir) != socket_dir || sid != pid {
             continue;
         }
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() != own_pid_ns {
+            continue;
+        }
+        parents.insert(pid, ppid);
         out.push((pid, ns, id));
     }
-    // A container init that never execs (a pod sandbox's `hold` init) still carries its shim's
-    // command line and leads its own session; it is the shim's child, a shim never is.
-    let shims: Vec<i32> = out.iter().map(|(pid, _, _)| *pid).collect();
-    out.retain(|(pid, _, _)| !stat_field(*pid, 1).is_some_and(|ppid| shims.contains(&ppid)));
+    // A candidate forked by another candidate is a container process, not a shim.
+    out.retain(|(pid, _, _)| {
+        parents
+            .get(pid)
+            .is_none_or(|ppid| !parents.contains_key(ppid) && !is_shim(*ppid))
+    });
     out
 }
 
-/// The session id of a process.
-fn session(pid: i32) -> Option<i32> {
-    stat_field(pid, 3)
+/// Whether a process runs the berth-shim binary (any command line).
+fn is_shim(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|c| {
+            let first = c.split(|&b| b == 0).next()?.to_vec();
+            let first = String::from_utf8(first).ok()?;
+            Some(Path::new(&first).file_name()? == "berth-shim")
+        })
+        .unwrap_or(false)
 }
 
-/// A numeric field of /proc/<pid>/stat counted after the command name: 1 ppid, 2 pgrp, 3 session.
-fn stat_field(pid: i32, n: usize) -> Option<i32> {
+/// The parent pid and session id of a process, from /proc/<pid>/stat (the fields after the
+/// command name: state ppid pgrp session).
+fn parent_and_session(pid: i32) -> Option<(i32, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    rest.split(' ').nth(n)?.parse().ok()
+    let mut f = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let ppid = f.nth(1)?.parse().ok()?;
+    let sid = f.nth(1)?.parse().ok()?;
+    Some((ppid, sid))
 }
 
 /// Alive and not a zombie.

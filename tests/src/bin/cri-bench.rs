@@ -16,13 +16,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use berth_tests::cri::{try_connect, Cri};
 use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, LinuxPodSandboxConfig,
-    ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest, VersionRequest,
+    ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, ImageStatusRequest,
+    LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    VersionRequest,
 };
 
 struct Target {
     name: String,
+    /// The image ID to create containers from.
+    image: String,
     cri: Cri,
     times: Vec<Duration>,
     error: Option<String>,
@@ -60,6 +63,7 @@ async fn one(
     cri: &mut Cri,
     o: &Opts,
     target: &str,
+    image: &str,
     i: usize,
 ) -> anyhow::Result<(String, Duration)> {
     let config = pod_config(o, target, i);
@@ -84,7 +88,7 @@ async fn one(
                     attempt: 0,
                 }),
                 image: Some(ImageSpec {
-                    image: o.image.clone(),
+                    image: image.to_string(),
                     ..Default::default()
                 }),
                 command: vec!["sleep".into(), "3600".into()],
@@ -163,7 +167,24 @@ async fn run(targets: Vec<(String, PathBuf)>, o: Opts) -> anyhow::Result<()> {
                 e.message()
             )),
         };
+        // Like kubelet: the container is created from the image's ID (ImageStatus).
+        let id = cri
+            .images
+            .image_status(ImageStatusRequest {
+                image: Some(ImageSpec {
+                    image: o.image.clone(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .with_context(|| format!("{name}: ImageStatus {}", o.image))?
+            .into_inner()
+            .image
+            .map(|i| i.id)
+            .with_context(|| format!("{name}: image {} not found", o.image))?;
         all.push(Target {
+            image: id,
             name,
             cri,
             times: Vec::new(),
@@ -172,7 +193,7 @@ async fn run(targets: Vec<(String, PathBuf)>, o: Opts) -> anyhow::Result<()> {
     }
     for i in 0..o.warmup + o.runs {
         for t in all.iter_mut().filter(|t| t.error.is_none()) {
-            match one(&mut t.cri, &o, &t.name, i).await {
+            match one(&mut t.cri, &o, &t.name, &t.image, i).await {
                 Ok((pod, took)) => {
                     if i >= o.warmup {
                         t.times.push(took);

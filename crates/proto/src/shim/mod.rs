@@ -24,3 +24,20 @@ pub mod v1 {
         (OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::v1::{speaks, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
+
+    #[test]
+    fn the_protocol_range_is_spoken_and_nothing_outside_it() {
+        assert!(OLDEST_PROTOCOL_VERSION <= PROTOCOL_VERSION);
+        for v in OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION {
+            assert!(speaks(v));
+        }
+        if let Some(older) = OLDEST_PROTOCOL_VERSION.checked_sub(1) {
+            assert!(!speaks(older));
+        }
+        assert!(!speaks(PROTOCOL_VERSION + 1));
+    }
+}
