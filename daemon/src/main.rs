@@ -148,8 +148,11 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     d.bundles.sweep();
     network::startup(&d).await;
     sweep::ephemeral(&d).await;
+    // Before recovery, which reports the exits that happened while the daemon was away.
+    cri::exit_reaper::spawn(&d);
     recover::run(&d).await;
     orphans::startup(&d);
+    cri::exit_reaper::sweep(&d);
     if let Some(addr) = cfg.metrics_address.clone() {
         metrics::serve(d.clone(), addr).await?;
     }

@@ -112,7 +112,17 @@ pub async fn setup(
             .map_err(|e| ApiError::internal("setting up the network", e))?,
         None => NetworkInfo::default(),
     };
-    let hostname = spec.hostname().clone().unwrap_or_default();
+    // No hostname of its own (the host's UTS namespace): the files name the host.
+    let hostname = spec
+        .hostname()
+        .clone()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+        })
+        .unwrap_or_else(|| "localhost".into());
     let files = bundle.join("etc");
     std::fs::create_dir_all(&files).map_err(|e| ApiError::internal("bundle etc dir", e))?;
     let host_network = opts.network == "host";

@@ -32,10 +32,16 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
         } else {
             opts.rootfs.clone().into()
         };
-        finish_spec(d, ns, &mut spec, &rootfs, &opts).await?;
-        crate::network::setup(d, ns, &c.id, &opts, &mut spec, &bundle).await?;
-        crate::bundle::write_spec(&bundle, &spec)?;
-        let mut client = d.shims.start(ns, &c.id, &bundle).await?;
+        // The shim starts while the network is set up (CNI plugins take a while); it reads
+        // config.json only at create.
+        let spec_ready = async {
+            finish_spec(d, ns, &mut spec, &rootfs, &opts).await?;
+            crate::network::setup(d, ns, &c.id, &opts, &mut spec, &bundle).await?;
+            crate::bundle::write_spec(&bundle, &spec)
+        };
+        let (ready, shim) = tokio::join!(spec_ready, d.shims.start(ns, &c.id, &bundle));
+        ready?;
+        let mut client = shim?;
         // Subscribe before the process can exit, so no exit is missed.
         let events = client.events(shim::Empty {}).await?.into_inner();
         let log = if opts.log_path.is_empty() {

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 use berth_tests::free_port;
 
@@ -117,7 +117,7 @@ fn http_get(port: u16) -> String {
 #[tokio::test]
 async fn pod_shares_localhost_host_port_exec_logs_stats() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let host_port = free_port();
@@ -193,6 +193,17 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
     assert_eq!(s.reason, "Completed");
     assert!(s.finished_at >= s.started_at && s.started_at >= s.created_at);
     assert_eq!(s.image_ref, image_id);
+    // Its task (shim, bundle, rootfs mount) is released once it exited.
+    let bundle = d.state().join("tasks/k8s.io").join(&client);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bundle.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the exited container kept its task"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&mut c, &client).await.exit_code, 0);
 
     // The log file in the CRI format, where kubelet asked for it.
     assert_eq!(s.log_path, logs.join("client.log").display().to_string());
@@ -408,14 +419,23 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
 #[tokio::test]
 async fn oom_killed_reason() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod_cfg = pod_config("oom-pod", &logs);
     let pod = run_pod(&mut c, pod_cfg.clone()).await;
+    // By image id (the manifest digest), as kubelet names images it pulled.
+    let o = d.run(&["-n", "k8s.io", "images", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).expect("images json");
+    let id = list
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["name"] == image.as_str()))
+        .and_then(|i| i["digest"].as_str())
+        .expect("the image's digest")
+        .to_string();
     let mut cfg = container_config(
         "hog",
-        &image,
+        &id,
         &[
             "sh",
             "-c",

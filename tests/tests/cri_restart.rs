@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 
 async fn pod_status(c: &mut Cri, id: &str) -> api::PodSandboxStatus {
@@ -59,7 +59,7 @@ async fn start(c: &mut Cri, id: &str) {
 #[tokio::test]
 async fn pod_lifecycle_across_kill_9_of_berthd() {
     let mut d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod = c
@@ -143,7 +143,12 @@ async fn pod_lifecycle_across_kill_9_of_berthd() {
         .into_inner()
         .status
         .unwrap();
-    assert_eq!((s.exit_code, s.reason.as_str()), (7, "Error"));
+    assert_eq!(
+        (s.exit_code, s.reason.as_str()),
+        (7, "Error"),
+        "{s:?}\n{}",
+        d.log()
+    );
 
     // Life goes on: exec, start the created container, stop, remove.
     let r = c

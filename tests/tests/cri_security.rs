@@ -3,7 +3,7 @@
 //! RuntimeDefault / Unconfined / Localhost, read-only paths, and a clear error for user
 //! namespaces.
 
-use berth_tests::cri::{self, api, container_config, pod_config, Cri};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
 use berth_tests::daemon::DaemonGuard;
 
 async fn run(
@@ -79,7 +79,7 @@ fn profile(t: api::security_profile::ProfileType, local: &str) -> Option<api::Se
 #[tokio::test]
 async fn security_contexts_apply() {
     let d = DaemonGuard::start();
-    let image = cri::import_busybox(&d);
+    let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
     let pod = c
@@ -232,6 +232,106 @@ async fn security_contexts_apply() {
         })
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn pod_sysctls_cgroup_parent_and_host_network() {
+    let d = DaemonGuard::start();
+    let image = import_busybox(&d);
+    let mut c = cri::connect(&d.socket).await;
+    let logs = d.dir.path().join("pod-logs");
+
+    // Namespaced sysctls of the pod, seen by its containers; the pod's cgroup parent.
+    let parent = format!("{}/kubepods/podabc", d.cgroup_root);
+    let mut cfg = pod_config("tuned", &logs);
+    cfg.linux = Some(api::LinuxPodSandboxConfig {
+        cgroup_parent: parent.clone(),
+        sysctls: [(
+            "net.ipv4.ip_unprivileged_port_start".to_string(),
+            "0".to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let pod = c
+        .runtime
+        .run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(cfg),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let id = run(&mut c, &pod, &image, "app", Default::default())
+        .await
+        .unwrap();
+    let (out, _) = sh(
+        &mut c,
+        &id,
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    )
+    .await;
+    assert_eq!(out.trim(), "0");
+    let under_parent = berth_tests::daemon::cgroups_under(&parent);
+    assert!(
+        under_parent.iter().any(|p| p.ends_with(&id)),
+        "{id} not under {parent}: {under_parent:?}"
+    );
+    c.runtime
+        .remove_pod_sandbox(api::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .unwrap();
+
+    // A host-network pod: the host's interfaces and hostname.
+    let mut cfg = pod_config("hostnet", &logs);
+    cfg.linux = Some(api::LinuxPodSandboxConfig {
+        security_context: Some(api::LinuxSandboxSecurityContext {
+            namespace_options: Some(api::NamespaceOption {
+                network: api::NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod = c
+        .runtime
+        .run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(cfg),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let id = run(&mut c, &pod, &image, "app", Default::default())
+        .await
+        .unwrap();
+    let (out, _) = sh(&mut c, &id, "hostname; cat /proc/net/dev").await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(out.starts_with(host.trim()), "{out}");
+    assert!(
+        out.contains(&d.bridge),
+        "the host's bridge is visible: {out}"
+    );
+    c.runtime
+        .remove_pod_sandbox(api::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .unwrap();
+    // The pod's cgroup is kubelet's to remove, as it created it.
+    let mut dirs = berth_tests::daemon::cgroups_under(&d.cgroup_root);
+    dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for dir in dirs
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/kubepods"))
+    {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// Log paths are written by the shim as host root: a pod log directory outside the daemon's

@@ -12,7 +12,12 @@ use crate::events::now_ns;
 use crate::tasks;
 
 pub async fn stop(d: &Arc<Daemon>, id: &str, timeout: Duration) -> ApiResult<()> {
-    let Some(mut record) = records::find_container(d, id)? else {
+    let Some(record) = records::find_container(d, id)? else {
+        return Ok(());
+    };
+    let _lock = records::exit_lock(d, &record.id).await;
+    // Read again under the lock: the exit reaper may have stored the exit.
+    let Some(mut record) = records::container_exact(d, &record.id)? else {
         return Ok(());
     };
     let Some(c) = d.store.container(NS, &record.id)? else {
@@ -20,7 +25,11 @@ pub async fn stop(d: &Arc<Daemon>, id: &str, timeout: Duration) -> ApiResult<()>
     };
     if d.bundles.path(NS, &c.id).exists() {
         match tasks::stop(d, NS, &c, timeout).await {
-            Ok(exit) => record_exit(&mut record, &exit),
+            Ok(exit) => {
+                // Stored before the shim is deleted, so a crash in between keeps it.
+                record_exit(&mut record, &exit);
+                records::put_container(d, &record)?;
+            }
             // The shim is gone: whatever it left is cleaned up below.
             Err(ApiError::NotFound(_) | ApiError::Unavailable(_)) => {}
             Err(e) => return Err(e),
@@ -55,6 +64,7 @@ pub async fn remove(d: &Arc<Daemon>, id: &str) -> ApiResult<()> {
     let Some(record) = records::find_container(d, id)? else {
         return Ok(());
     };
+    let _lock = records::exit_lock(d, &record.id).await;
     if let Some(c) = d.store.container(NS, &record.id)? {
         crate::services::containers::remove(d, NS, &c, true).await?;
     }

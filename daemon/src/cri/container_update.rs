@@ -71,7 +71,7 @@ pub async fn update(d: &Arc<Daemon>, r: cri::UpdateContainerResourcesRequest) ->
             // Only what the call sets: the device rules and the rest stay.
             let mut cur = l.resources().clone().unwrap_or_default();
             if let Some(m) = res.memory() {
-                cur.set_memory(Some(m.clone()));
+                cur.set_memory(Some(*m));
             }
             if let Some(c) = res.cpu() {
                 cur.set_cpu(Some(c.clone()));

@@ -9,6 +9,7 @@ mod container_stop;
 mod container_update;
 mod events;
 mod exec_sync;
+pub mod exit_reaper;
 pub mod image;
 pub mod image_service;
 mod log_paths;

@@ -132,6 +132,18 @@ pub fn container(d: &Daemon, id: &str) -> ApiResult<ContainerRecord> {
     find_container(d, id)?.ok_or_else(|| ApiError::NotFound(format!("container {id:?} not found")))
 }
 
+/// The record of exactly `id`.
+pub fn container_exact(d: &Daemon, id: &str) -> ApiResult<Option<ContainerRecord>> {
+    Ok(d.store.record(NS, CONTAINERS, id)?)
+}
+
+/// Serialises the calls that settle a container's exit and removal (StopContainer,
+/// RemoveContainer, the exit reaper), so none of them writes over another's record.
+pub async fn exit_lock(d: &Daemon, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    // '#' is never part of a namespace name: no clash with the tasks' own locks.
+    d.task_locks.lock("k8s.io#cri", id).await
+}
+
 pub fn containers(d: &Daemon) -> ApiResult<Vec<ContainerRecord>> {
     Ok(d.store.records(NS, CONTAINERS)?)
 }

@@ -179,3 +179,21 @@ fn bad_options_are_invalid_arguments() {
         );
     }
 }
+
+#[test]
+fn hold_asks_the_runtime_for_a_holding_init() {
+    let img = image();
+    let opts = RunOptions {
+        hold: true,
+        init: true,
+        ..Default::default()
+    };
+    let spec = generate(&inputs(&img, &opts)).unwrap();
+    assert_eq!(
+        spec.annotations()
+            .as_ref()
+            .and_then(|a| a.get(INIT_ANNOTATION))
+            .map(String::as_str),
+        Some("hold")
+    );
+}
