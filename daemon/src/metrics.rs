@@ -36,6 +36,9 @@ pub async fn serve(d: Arc<Daemon>, address: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A metric's name, help text and how it is read off a shim's stats.
+type Gauge = (&'static str, &'static str, fn(&shim::StatsResponse) -> f64);
+
 async fn answer(d: &Daemon, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() != "/metrics" {
         let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
@@ -67,7 +70,7 @@ pub async fn render(d: &Daemon) -> String {
             }
         }
     }
-    let gauges: [(&str, &str, fn(&shim::StatsResponse) -> f64); 7] = [
+    let gauges: [Gauge; 7] = [
         (
             "berth_container_cpu_usage_seconds_total",
             "CPU time used",

@@ -46,7 +46,7 @@ impl Shim for ShimService {
     async fn create(&self, req: Request<CreateRequest>) -> Reply<CreateResponse> {
         let req = req.into_inner();
         let pid = self.with(|t| {
-            if !req.bundle.is_empty() && PathBuf::from(&req.bundle) != t.bundle {
+            if !req.bundle.is_empty() && req.bundle != t.bundle {
                 return Err(TaskError::InvalidArgument(format!(
                     "this shim serves bundle {}, not {}",
                     t.bundle.display(),

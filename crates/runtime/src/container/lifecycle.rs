@@ -150,13 +150,13 @@ pub(crate) fn update(c: &mut Container, resources: &LinuxResources) -> Result<()
     let mut linux = c.state.spec.linux().clone().unwrap_or_default();
     let mut merged = linux.resources().clone().unwrap_or_default();
     if resources.memory().is_some() {
-        merged.set_memory(resources.memory().clone());
+        merged.set_memory(*resources.memory());
     }
     if resources.cpu().is_some() {
         merged.set_cpu(resources.cpu().clone());
     }
     if resources.pids().is_some() {
-        merged.set_pids(resources.pids().clone());
+        merged.set_pids(*resources.pids());
     }
     if resources.block_io().is_some() {
         merged.set_block_io(resources.block_io().clone());

@@ -444,7 +444,7 @@ mod tests {
         // The second round finds the kernel's incompat/volatile marker and must clear it.
         for round in 0..2 {
             mount_with(
-                &[lower.clone()],
+                std::slice::from_ref(&lower),
                 &upper,
                 &work,
                 &merged,

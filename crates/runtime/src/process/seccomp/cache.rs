@@ -48,7 +48,7 @@ fn key(spec: &LinuxSeccomp) -> Option<String> {
 /// flags (8 bytes, little endian), then the instructions as the kernel lays them out.
 fn encode(p: &SeccompProgram) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + p.filter.len() * 8);
-    out.extend_from_slice(&(p.flags as u64).to_le_bytes());
+    out.extend_from_slice(&p.flags.to_le_bytes());
     for i in &p.filter {
         out.extend_from_slice(&i.code.to_ne_bytes());
         out.push(i.jt);
