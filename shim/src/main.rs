@@ -52,6 +52,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     berth_runtime::protect_self_exe().context("protecting the shim binary")?;
+    // berthd executes a read-only clone of this binary as /proc/self/fd/N, which names the
+    // process "N": the name ps, top and perf show is ours again.
+    let _ = nix::sys::prctl::set_name(c"berth-shim");
     let cli = Cli::parse();
     match cli.command {
         Command::Start {

@@ -112,3 +112,40 @@ fn readlink_without_ptrace(pid: i32) -> Option<i32> {
         }
     }
 }
+
+/// A shim berthd started runs from a read-only clone of its binary (berthd executes the clone,
+/// so the shim does not re-execute itself): /proc/<shim>/exe cannot be opened for writing, the
+/// binary on disk is unchanged, and the process is still named berth-shim.
+#[test]
+fn a_shim_started_by_berthd_cannot_be_overwritten_through_proc_exe() {
+    use berth_tests::daemon::{shim_pids, DaemonGuard};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+
+    let d = DaemonGuard::start();
+    let rootfs = d.rootfs_arg();
+    let o = d.run(&[
+        "run", "-d", "--name", "held", "--rootfs", &rootfs, "sleep", "30",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = std::fs::read(bin::bin("berth-shim")).unwrap();
+    let pids = shim_pids(&d.state());
+    assert_eq!(pids.len(), 1, "one shim: {pids:?}");
+    let exe = format!("/proc/{}/exe", pids[0]);
+    let flags = statvfs(exe.as_str()).unwrap().flags();
+    assert!(
+        flags.contains(FsFlags::ST_RDONLY),
+        "the shim's exe is writable: {flags:?}"
+    );
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&exe)
+        .expect_err("the shim's exe must not open for writing");
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
+        "{err}"
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pids[0])).unwrap();
+    assert_eq!(comm.trim(), "berth-shim");
+    assert!(d.run(&["rm", "-f", "held"]).status.success());
+    assert_eq!(std::fs::read(bin::bin("berth-shim")).unwrap(), before);
+}

@@ -27,4 +27,4 @@ pub use container::{
 pub use error::{Error, Result};
 pub use process::seccomp::{docker_default_profile, SeccompError, SeccompProgram};
 pub use process::ProcessError;
-pub use self_exe::protect_self_exe;
+pub use self_exe::{protect_self_exe, readonly_clone};

@@ -34,7 +34,7 @@ pub fn protect_self_exe() -> Result<()> {
     if flags.flags().contains(FsFlags::ST_RDONLY) {
         return Ok(());
     }
-    let tree = open_readonly_tree()?;
+    let tree = open_readonly_tree(c"/proc/self/exe")?;
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_vec()))
         .collect::<std::result::Result<_, _>>()
@@ -54,13 +54,23 @@ pub fn protect_self_exe() -> Result<()> {
     }
 }
 
-fn open_readonly_tree() -> Result<OwnedFd> {
+/// A read-only, detached clone of the mount of the binary at `path`, as an fd of the binary
+/// itself. Executing it (`/proc/self/fd/<fd>`) starts a process that is protected already:
+/// [`protect_self_exe`] then returns at once instead of executing the binary a second time.
+/// The clone keeps the binary's inode: after the file is replaced, take a new clone.
+pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Init(format!("{} contains NUL", path.display())))?;
+    open_readonly_tree(&c)
+}
+
+fn open_readonly_tree(path: &std::ffi::CStr) -> Result<OwnedFd> {
     // SAFETY: plain syscalls with valid pointers; the returned fd is owned below.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
-            c"/proc/self/exe".as_ptr(),
+            path.as_ptr(),
             OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
         )
     };
@@ -96,4 +106,31 @@ fn open_readonly_tree() -> Result<OwnedFd> {
         ));
     }
     Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn a_readonly_clone_runs_and_cannot_be_written() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // open_tree needs CAP_SYS_ADMIN
+        }
+        let fd = readonly_clone(std::path::Path::new("/bin/true")).expect("clone of /bin/true");
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let flags = statvfs(path.as_str()).expect("statvfs of the clone");
+        assert!(flags.flags().contains(FsFlags::ST_RDONLY));
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        let status = std::process::Command::new(&path)
+            .status()
+            .expect("running the clone");
+        assert!(status.success());
+    }
 }
