@@ -9,7 +9,7 @@ use berth_images::{
     normalize, pull, ContentStore, Digest, Durability, ImageError, Progress, PulledImage,
     Reference, RegistryConfig, Snapshotter,
 };
-use berth_proto::v1::{Container, Image};
+use berth_proto::v1::{Container, Image, RunOptions};
 
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
@@ -178,12 +178,21 @@ pub fn snapshot_key(ns: &str, id: &str) -> String {
 }
 
 /// Prepares the container's writable snapshot on the image's chain.
-pub fn prepare(d: &Daemon, key: &str, chain_id: &str) -> ApiResult<()> {
+pub fn prepare(d: &Daemon, key: &str, chain_id: &str, opts: Option<&RunOptions>) -> ApiResult<()> {
     d.images
         .snapshots
-        .prepare(key, chain_id)
+        .prepare_with(key, chain_id, durability(opts))
         .map(|_| ())
         .map_err(image_error)
+}
+
+/// A container removed after its first exit keeps nothing of its writable layer: neither its
+/// snapshot's record nor its overlay need survive a host crash.
+fn durability(opts: Option<&RunOptions>) -> Durability {
+    match opts {
+        Some(o) if o.ephemeral || o.auto_remove => Durability::Volatile,
+        _ => Durability::Synced,
+    }
 }
 
 /// Mounts the container's snapshot at `target`.
@@ -194,15 +203,10 @@ pub fn mount_rootfs(d: &Daemon, _ns: &str, c: &Container, target: &Path) -> ApiR
             c.id
         )));
     }
-    // A container removed after its first exit keeps nothing of its writable layer, so it is
-    // mounted volatile: unmounting it does not sync the whole filesystem under it.
-    let durability = match &c.options {
-        Some(o) if o.ephemeral || o.auto_remove => Durability::Volatile,
-        _ => Durability::Synced,
-    };
+    // Volatile: unmounting does not sync the whole filesystem under the layer.
     d.images
         .snapshots
-        .mount_with(&c.snapshot_key, target, durability)
+        .mount_with(&c.snapshot_key, target, durability(c.options.as_ref()))
         .map_err(image_error)
 }
 

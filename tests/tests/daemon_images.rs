@@ -221,3 +221,47 @@ fn removed_containers_get_a_volatile_writable_layer() {
     }
     ok(&d.run(&["rm", "again"]));
 }
+
+/// Writable snapshots keep their own records: a running container's layer survives a kill -9
+/// and restart of berthd (and works: the file written before is there), while a snapshot no
+/// container names (what a host crash leaves of a `run --rm` whose record was not flushed) is
+/// removed at start.
+#[test]
+fn snapshots_without_a_container_are_swept_at_start_and_live_ones_kept() {
+    let mut d = DaemonGuard::start();
+    import_test_image(&d, "layered:1");
+    ok(&d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--network",
+        "none",
+        "layered:1",
+        "sh",
+        "-c",
+        "echo kept > /marker; sleep 300",
+    ]));
+    let snaps = d.root().join("snapshots/snapshots");
+    let planted = snaps.join("999999");
+    std::fs::create_dir_all(planted.join("fs")).unwrap();
+    std::fs::create_dir_all(planted.join("work")).unwrap();
+    std::fs::write(
+        planted.join("active.json"),
+        r#"{"key":"default.0123456789abcdef0123456789abcdef","parent":null}"#,
+    )
+    .unwrap();
+    d.stop(nix::sys::signal::Signal::SIGKILL);
+    d.spawn();
+    assert!(!planted.exists(), "an unreferenced snapshot was kept");
+    let o = d.run(&["exec", "live", "cat", "/marker"]);
+    assert_eq!(text(&o), "kept\n", "{}", err_text(&o));
+    ok(&d.run(&["rm", "-f", "live"]));
+    let left: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("active.json").exists())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "writable snapshots left: {left:?}");
+}

@@ -181,7 +181,7 @@ pub async fn create_with(
     // an orphan before its record exists.
     let _gc = d.images.gc_lock.read().await;
     if !snapshot_key.is_empty() {
-        crate::images::prepare(d, &snapshot_key, &chain_id)?;
+        crate::images::prepare(d, &snapshot_key, &chain_id, c.options.as_ref())?;
     }
     if let Err(e) = d.store.create_container(ns, &c) {
         crate::images::release(d, ns, &c);

@@ -1,5 +1,8 @@
 //! The snapshotter's metadata: one small JSON file replaced atomically (write, fsync, rename,
-//! fsync the directory), so a crash leaves either the old or the new index.
+//! fsync the directory), so a crash leaves either the old or the new index. It holds the
+//! committed snapshots and the id counter; active snapshots each have their own record (see
+//! `active`) and are only kept here in memory (older versions wrote them here: they are
+//! still read, and moved to their own records when the snapshotter opens).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,7 +32,8 @@ pub(crate) struct Index {
     pub next_id: u64,
     /// By chain ID.
     pub committed: BTreeMap<String, Committed>,
-    /// By key.
+    /// By key. In memory only; read from an index of an older version.
+    #[serde(default, skip_serializing)]
     pub active: BTreeMap<String, Active>,
 }
 

@@ -2,11 +2,13 @@
 //! ID (so images share them); active snapshots are an upper and a work dir over a committed
 //! chain, mounted as an overlay for a container.
 //!
-//! Layout: `<root>/snapshots/<n>/fs` (and `/work` for active ones) with short numeric names
-//! (overlay's option string stays short), `<root>/index.json` the metadata (see `index`),
-//! `<root>/empty` the lower dir of snapshots without a parent. Directories not in the index
-//! (left by a crash) are removed when the snapshotter is opened.
+//! Layout: `<root>/snapshots/<n>/fs` (and `/work` and `active.json` for active ones) with
+//! short numeric names (overlay's option string stays short), `<root>/index.json` the
+//! committed snapshots (see `index`), `<root>/empty` the lower dir of snapshots without a
+//! parent. Directories neither in the index nor holding an active record (left by a crash)
+//! are removed when the snapshotter is opened.
 
+mod active;
 mod commit;
 mod diff;
 mod index;
@@ -55,19 +57,54 @@ impl Snapshotter {
         for dir in [&snaps, &root.join("empty")] {
             fs::create_dir_all(dir).map_err(|e| ImageError::io_path("create", dir, e))?;
         }
-        let index = Index::load(&root.join("index.json"))?;
-        let known: std::collections::HashSet<String> = index
-            .committed
-            .values()
-            .map(|c| c.id)
-            .chain(index.active.values().map(|a| a.id))
-            .map(|id| id.to_string())
-            .collect();
+        let index_path = root.join("index.json");
+        let mut index = Index::load(&index_path)?;
+        // Active snapshots an older version kept in the index get their own records.
+        let legacy = std::mem::take(&mut index.active);
+        for (key, a) in &legacy {
+            let dir = snaps.join(a.id.to_string());
+            if dir.is_dir() && active::read(&dir).is_none() {
+                let record = active::Record {
+                    key: key.clone(),
+                    parent: a.parent.clone(),
+                };
+                active::write(&dir, &record, Durability::Synced)
+                    .map_err(|e| ImageError::io_path("write", &dir, e))?;
+            }
+        }
+        if !legacy.is_empty() {
+            index.save(&index_path)?;
+        }
+        let committed: std::collections::HashSet<u64> =
+            index.committed.values().map(|c| c.id).collect();
         for entry in fs::read_dir(&snaps).map_err(|e| ImageError::io_path("list", &snaps, e))? {
             let entry = entry.map_err(|e| ImageError::io_path("list", &snaps, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok());
+            let Some(id) = id else {
                 let _ = fs::remove_dir_all(entry.path());
+                continue;
+            };
+            // Ids handed to active snapshots are not saved in the index: never reuse one.
+            index.next_id = index.next_id.max(id + 1);
+            if committed.contains(&id) {
+                continue;
+            }
+            match active::read(&entry.path()) {
+                Some(r) if !index.active.contains_key(&r.key) => {
+                    index.active.insert(
+                        r.key,
+                        Active {
+                            id,
+                            parent: r.parent,
+                        },
+                    );
+                }
+                _ => {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
             }
         }
         Ok(Snapshotter {
@@ -125,8 +162,19 @@ impl Snapshotter {
     }
 
     /// Creates an active snapshot `key` over the committed chain `parent_chain_id` (empty for
-    /// none) and returns its overlay directories.
+    /// none) and returns its overlay directories. It survives a host crash once this returns.
     pub fn prepare(&self, key: &str, parent_chain_id: &str) -> Result<Mounts, ImageError> {
+        self.prepare_with(key, parent_chain_id, Durability::Synced)
+    }
+
+    /// [`Self::prepare`]; `Volatile` for a layer thrown away after one use (`run --rm`): its
+    /// record is not synced (after a host crash it may be gone, the directory with it).
+    pub fn prepare_with(
+        &self,
+        key: &str,
+        parent_chain_id: &str,
+        durability: Durability,
+    ) -> Result<Mounts, ImageError> {
         if key.is_empty() {
             return Err(ImageError::Snapshot("empty key".into()));
         }
@@ -139,16 +187,19 @@ impl Snapshotter {
         let lowers = self.lowers(&index, parent.as_deref())?;
         let id = index.allocate();
         let dir = self.dir(id);
-        for sub in ["fs", "work"] {
-            let d = dir.join(sub);
-            fs::create_dir_all(&d).map_err(|e| ImageError::io_path("create", &d, e))?;
+        let record = active::Record {
+            key: key.to_string(),
+            parent: parent.clone(),
+        };
+        let made = ["fs", "work"]
+            .iter()
+            .try_for_each(|sub| fs::create_dir_all(dir.join(sub)))
+            .and_then(|()| active::write(&dir, &record, durability));
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(ImageError::io_path("create", &dir, e));
         }
         index.active.insert(key.to_string(), Active { id, parent });
-        if let Err(e) = self.save(&index) {
-            index.active.remove(key);
-            let _ = fs::remove_dir_all(&dir);
-            return Err(e);
-        }
         Ok(Mounts {
             lowers,
             upper: dir.join("fs"),
@@ -221,9 +272,8 @@ impl Snapshotter {
             .active
             .remove(key)
             .ok_or_else(|| ImageError::Snapshot(format!("{key} not found")))?;
-        self.save(&index)?;
         let dir = self.dir(active.id);
-        fs::remove_dir_all(&dir).map_err(|e| ImageError::io_path("remove", &dir, e))
+        active::remove_dir(&dir).map_err(|e| ImageError::io_path("remove", &dir, e))
     }
 
     /// What `gc` would remove, removing nothing: (active keys, committed chain IDs).
@@ -303,7 +353,8 @@ impl Snapshotter {
         let mut dirs = Vec::new();
         for k in drop_keys {
             if let Some(a) = index.active.remove(&k) {
-                dirs.push(self.dir(a.id));
+                let dir = self.dir(a.id);
+                active::remove_dir(&dir).map_err(|e| ImageError::io_path("remove", &dir, e))?;
                 removed.push(k);
             }
         }

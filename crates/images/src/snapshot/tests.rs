@@ -74,3 +74,57 @@ fn whiteouts_convert_to_layer_entries_and_back() {
     assert!(!back.join("opaque/.wh..wh..opq").exists());
     snaps.remove("k").unwrap();
 }
+
+/// Active snapshots live in their own records: reopening keeps them (volatile or synced),
+/// never hands out one of their ids again, and drops directories whose record is gone.
+#[test]
+fn active_records_survive_reopen_and_leftovers_go() {
+    use super::Durability;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("snaps");
+    let snaps = Snapshotter::open(&root).unwrap();
+    let a = snaps.prepare("a", "").unwrap();
+    let b = snaps.prepare_with("b", "", Durability::Volatile).unwrap();
+    let c = snaps.prepare("c", "").unwrap();
+    // A crash in the middle of removing c: its record is gone, its files are not.
+    std::fs::remove_file(c.upper.parent().unwrap().join("active.json")).unwrap();
+    drop(snaps);
+    let index = std::fs::read_to_string(root.join("index.json")).unwrap_or_default();
+    assert!(
+        !index.contains("\"a\""),
+        "the index names an active snapshot: {index}"
+    );
+
+    let again = Snapshotter::open(&root).unwrap();
+    assert_eq!(again.active().unwrap(), ["a", "b"]);
+    assert_eq!(again.mounts("a").unwrap().upper, a.upper);
+    assert_eq!(again.mounts("b").unwrap().upper, b.upper);
+    assert!(!c.upper.exists(), "a snapshot without its record was kept");
+    let d = again.prepare("d", "").unwrap();
+    assert!(d.upper != a.upper && d.upper != b.upper, "an id was reused");
+    again.remove("a").unwrap();
+    assert!(!a.upper.parent().unwrap().exists());
+    assert_eq!(again.active().unwrap(), ["b", "d"]);
+}
+
+/// An index written by an older version, with the active snapshots in it, is read and its
+/// active snapshots get their own records.
+#[test]
+fn an_older_index_with_active_snapshots_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("snaps");
+    std::fs::create_dir_all(root.join("snapshots/7/fs")).unwrap();
+    std::fs::create_dir_all(root.join("snapshots/7/work")).unwrap();
+    std::fs::write(
+        root.join("index.json"),
+        r#"{"next_id": 8, "committed": {}, "active": {"old": {"id": 7, "parent": null}}}"#,
+    )
+    .unwrap();
+    let snaps = Snapshotter::open(&root).unwrap();
+    assert_eq!(snaps.active().unwrap(), ["old"]);
+    assert!(root.join("snapshots/7/active.json").exists());
+    let index = std::fs::read_to_string(root.join("index.json")).unwrap();
+    assert!(!index.contains("old"), "{index}");
+    drop(snaps);
+    assert_eq!(Snapshotter::open(&root).unwrap().active().unwrap(), ["old"]);
+}
