@@ -47,10 +47,28 @@ impl Bundles {
         if !path.exists() {
             return Ok(());
         }
-        let hidden = self.dir.join(ns).join(format!(".{id}.deleting"));
+        // Unique: the files of an earlier task of the same container may still be going.
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let hidden = self.dir.join(ns).join(format!(".{id}.{stamp}.deleting"));
         std::fs::rename(&path, &hidden)
             .map_err(|e| ApiError::internal("renaming the bundle", e))?;
-        remove_hidden(&hidden)
+        // Unmounted now; the files go off the caller's path (a crash before they are gone
+        // leaves the hidden name, which `sweep` finishes at the next start).
+        let _ = nix::mount::umount2(&hidden.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || {
+                    if let Err(e) = remove_hidden(&hidden) {
+                        tracing::warn!("removing {}: {e}", hidden.display());
+                    }
+                });
+                Ok(())
+            }
+            Err(_) => remove_hidden(&hidden),
+        }
     }
 
     /// Finishes deletes a crash interrupted.

@@ -29,7 +29,12 @@ pub async fn pass(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
     for (ns, name) in found {
         let path = d.cfg.tasks_dir().join(&ns).join(&name);
         if name.starts_with('.') {
-            let id = name.trim_start_matches('.').trim_end_matches(".deleting");
+            // `.<id>.<stamp>.deleting` (`.<id>.deleting` from older versions).
+            let rest = name.trim_start_matches('.').trim_end_matches(".deleting");
+            let id = match rest.rsplit_once('.') {
+                Some((id, stamp)) if stamp.bytes().all(|b| b.is_ascii_digit()) => id,
+                _ => rest,
+            };
             let mut o = orphan(
                 "bundle",
                 &ns,

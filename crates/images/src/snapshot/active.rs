@@ -44,13 +44,13 @@ pub(crate) fn read(dir: &Path) -> Option<Record> {
     serde_json::from_slice(&data).ok()
 }
 
-/// Removes the record first: a crash during the removal of the rest leaves a directory that
-/// is no snapshot (removed at the next open).
+/// Removes the record first, so that whatever happens to the rest the directory is no
+/// snapshot any more; the files go in the background (see `trash`).
 pub(crate) fn remove_dir(dir: &Path) -> std::io::Result<()> {
     match fs::remove_file(dir.join(FILE)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    fs::remove_dir_all(dir)
+    super::trash::discard(dir)
 }

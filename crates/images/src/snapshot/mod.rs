@@ -12,6 +12,7 @@ mod active;
 mod commit;
 mod diff;
 mod index;
+mod trash;
 mod unpack;
 mod usage;
 
