@@ -102,3 +102,88 @@ pub fn container_config(name: &str, image: &str, cmd: &[&str]) -> api::Container
         ..Default::default()
     }
 }
+
+/// RunPodSandbox of `config` (default runtime handler); the pod's id.
+pub async fn run_pod(c: &mut Cri, config: api::PodSandboxConfig) -> String {
+    c.runtime
+        .run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id
+}
+
+/// CreateContainer in `pod`; the container's id.
+pub async fn create(c: &mut Cri, pod: &str, cfg: api::ContainerConfig) -> String {
+    c.runtime
+        .create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(cfg),
+            sandbox_config: None,
+        })
+        .await
+        .expect("CreateContainer")
+        .into_inner()
+        .container_id
+}
+
+/// StartContainer.
+pub async fn start(c: &mut Cri, id: &str) {
+    c.runtime
+        .start_container(api::StartContainerRequest {
+            container_id: id.into(),
+        })
+        .await
+        .expect("StartContainer");
+}
+
+/// CreateContainer then StartContainer; the container's id.
+pub async fn create_start(c: &mut Cri, pod: &str, cfg: api::ContainerConfig) -> String {
+    let id = create(c, pod, cfg).await;
+    start(c, &id).await;
+    id
+}
+
+/// PodSandboxStatus (not verbose).
+pub async fn pod_status(c: &mut Cri, id: &str) -> api::PodSandboxStatus {
+    c.runtime
+        .pod_sandbox_status(api::PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: false,
+        })
+        .await
+        .expect("PodSandboxStatus")
+        .into_inner()
+        .status
+        .expect("a status")
+}
+
+/// ContainerStatus (not verbose).
+pub async fn status(c: &mut Cri, id: &str) -> api::ContainerStatus {
+    c.runtime
+        .container_status(api::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        })
+        .await
+        .expect("ContainerStatus")
+        .into_inner()
+        .status
+        .expect("a status")
+}
+
+/// ExecSync of `cmd` with a 10 s timeout.
+pub async fn exec_sync(c: &mut Cri, id: &str, cmd: &[&str]) -> api::ExecSyncResponse {
+    c.runtime
+        .exec_sync(api::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner()
+}

@@ -6,60 +6,12 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
+use berth_tests::cri::{
+    self, api, container_config, create_start, exec_sync, import_busybox, pod_config, run_pod,
+    status, Cri,
+};
 use berth_tests::daemon::DaemonGuard;
 use berth_tests::free_port;
-
-async fn run_pod(c: &mut Cri, config: api::PodSandboxConfig) -> String {
-    c.runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(config),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id
-}
-
-async fn create_start(
-    c: &mut Cri,
-    pod: &str,
-    pod_cfg: &api::PodSandboxConfig,
-    cfg: api::ContainerConfig,
-) -> String {
-    let id = c
-        .runtime
-        .create_container(api::CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(cfg),
-            sandbox_config: Some(pod_cfg.clone()),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
-    c.runtime
-        .start_container(api::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .expect("StartContainer");
-    id
-}
-
-async fn status(c: &mut Cri, id: &str) -> api::ContainerStatus {
-    c.runtime
-        .container_status(api::ContainerStatusRequest {
-            container_id: id.into(),
-            verbose: false,
-        })
-        .await
-        .expect("ContainerStatus")
-        .into_inner()
-        .status
-        .expect("a status")
-}
 
 async fn wait_exited(c: &mut Cri, id: &str, within: Duration) -> api::ContainerStatus {
     let deadline = Instant::now() + within;
@@ -71,18 +23,6 @@ async fn wait_exited(c: &mut Cri, id: &str, within: Duration) -> api::ContainerS
         assert!(Instant::now() < deadline, "{id} did not exit: {s:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn exec_sync(c: &mut Cri, id: &str, cmd: &[&str]) -> api::ExecSyncResponse {
-    c.runtime
-        .exec_sync(api::ExecSyncRequest {
-            container_id: id.into(),
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            timeout: 10,
-        })
-        .await
-        .expect("ExecSync")
-        .into_inner()
 }
 
 /// An exec URL run like kubectl does, failing the test after 30 s.
@@ -152,7 +92,6 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
     let web = create_start(
         &mut c,
         &pod,
-        &pod_cfg,
         container_config(
             "web",
             &image,
@@ -184,7 +123,6 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
     let client = create_start(
         &mut c,
         &pod,
-        &pod_cfg,
         container_config("client", &image_id, &["sh", "-c", client_cmd]),
     )
     .await;
@@ -450,7 +388,7 @@ async fn oom_killed_reason() {
         }),
         security_context: None,
     });
-    let hog = create_start(&mut c, &pod, &pod_cfg, cfg).await;
+    let hog = create_start(&mut c, &pod, cfg).await;
     let s = wait_exited(&mut c, &hog, Duration::from_secs(60)).await;
     assert_eq!(s.reason, "OOMKilled", "{s:?}");
     assert_ne!(s.exit_code, 0);

@@ -4,21 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
+use berth_tests::cri::{
+    self, api, container_config, create, import_busybox, pod_config, pod_status, run_pod, start,
+    Cri,
+};
 use berth_tests::daemon::DaemonGuard;
-
-async fn pod_status(c: &mut Cri, id: &str) -> api::PodSandboxStatus {
-    c.runtime
-        .pod_sandbox_status(api::PodSandboxStatusRequest {
-            pod_sandbox_id: id.into(),
-            verbose: false,
-        })
-        .await
-        .expect("PodSandboxStatus")
-        .into_inner()
-        .status
-        .expect("a status")
-}
 
 async fn state(c: &mut Cri, id: &str) -> i32 {
     c.runtime
@@ -34,44 +24,13 @@ async fn state(c: &mut Cri, id: &str) -> i32 {
         .state
 }
 
-async fn create(c: &mut Cri, pod: &str, cfg: api::ContainerConfig) -> String {
-    c.runtime
-        .create_container(api::CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(cfg),
-            sandbox_config: None,
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id
-}
-
-async fn start(c: &mut Cri, id: &str) {
-    c.runtime
-        .start_container(api::StartContainerRequest {
-            container_id: id.into(),
-        })
-        .await
-        .expect("StartContainer");
-}
-
 #[tokio::test]
 async fn pod_lifecycle_across_kill_9_of_berthd() {
     let mut d = DaemonGuard::start();
     let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
-    let pod = c
-        .runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(pod_config("survivor", &logs)),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut c, pod_config("survivor", &logs)).await;
     let ip = pod_status(&mut c, &pod).await.network.unwrap().ip;
     assert!(!ip.is_empty());
     let sleeper = create(

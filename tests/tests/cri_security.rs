@@ -3,7 +3,7 @@
 //! RuntimeDefault / Unconfined / Localhost, read-only paths, and a clear error for user
 //! namespaces.
 
-use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
+use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, run_pod, Cri};
 use berth_tests::daemon::DaemonGuard;
 
 async fn run(
@@ -82,16 +82,7 @@ async fn security_contexts_apply() {
     let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
-    let pod = c
-        .runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(pod_config("secure", &logs)),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut c, pod_config("secure", &logs)).await;
 
     // A user by id with a group, supplemental groups, no_new_privs, capabilities dropped but
     // one, a read-only rootfs and the runtime's default seccomp profile.
@@ -253,16 +244,7 @@ async fn pod_sysctls_cgroup_parent_and_host_network() {
         .into(),
         ..Default::default()
     });
-    let pod = c
-        .runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(cfg),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut c, cfg).await;
     let id = run(&mut c, &pod, &image, "app", Default::default())
         .await
         .unwrap();
@@ -297,16 +279,7 @@ async fn pod_sysctls_cgroup_parent_and_host_network() {
         }),
         ..Default::default()
     });
-    let pod = c
-        .runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(cfg),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut c, cfg).await;
     let id = run(&mut c, &pod, &image, "app", Default::default())
         .await
         .unwrap();
@@ -363,16 +336,7 @@ async fn log_paths_outside_the_log_roots_are_refused() {
     let logs = d.dir.path().join("pod-logs");
     std::fs::create_dir_all(&logs).unwrap();
     std::os::unix::fs::symlink(outside.path(), logs.join("link")).unwrap();
-    let pod = c
-        .runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(pod_config("logs", &logs)),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut c, pod_config("logs", &logs)).await;
     let escape = format!(
         "../../../../../../../..{}/climbed.log",
         outside.path().display()

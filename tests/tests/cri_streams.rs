@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use berth_tests::cri::{self, api, container_config, import_busybox, pod_config, Cri};
+use berth_tests::cri::{
+    self, api, container_config, create_start, import_busybox, pod_config, run_pod, Cri,
+};
 use berth_tests::daemon::DaemonGuard;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -12,27 +14,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn create_start(c: &mut Cri, pod: &str, cfg: api::ContainerConfig) -> String {
-    let id = c
-        .runtime
-        .create_container(api::CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(cfg),
-            sandbox_config: None,
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
-    c.runtime
-        .start_container(api::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .expect("StartContainer");
-    id
-}
 
 async fn next_event(
     events: &mut tonic::Streaming<api::ContainerEventResponse>,
@@ -70,16 +51,7 @@ async fn events_attach_port_forward_reopen_update() {
     let image = import_busybox(&d);
     let mut c = cri::connect(&d.socket).await;
     let logs = d.dir.path().join("pod-logs");
-    let pod = c
-        .runtime
-        .run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(pod_config("streams", &logs)),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_pod(&mut c, pod_config("streams", &logs)).await;
     let mut events = c
         .runtime
         .get_container_events(api::GetEventsRequest {})
