@@ -74,17 +74,7 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
         options: vec!["ndots:5".into()],
     });
     let pod = run_pod(&mut c, pod_cfg.clone()).await;
-    let ps = c
-        .runtime
-        .pod_sandbox_status(api::PodSandboxStatusRequest {
-            pod_sandbox_id: pod.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let ps = cri::pod_status(&mut c, &pod).await;
     assert_eq!(ps.state, api::PodSandboxState::SandboxReady as i32);
     let ip = ps.network.unwrap().ip;
     assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "pod ip {ip:?}");
@@ -322,17 +312,7 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
             .await
             .unwrap();
     }
-    let ps = c
-        .runtime
-        .pod_sandbox_status(api::PodSandboxStatusRequest {
-            pod_sandbox_id: pod.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let ps = cri::pod_status(&mut c, &pod).await;
     assert_eq!(ps.state, api::PodSandboxState::SandboxNotready as i32);
     assert!(std::net::TcpStream::connect(("127.0.0.1", host_port)).is_err());
     for _ in 0..2 {

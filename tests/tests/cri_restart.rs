@@ -6,23 +6,8 @@ use std::time::{Duration, Instant};
 
 use berth_tests::cri::{
     self, api, container_config, create, import_busybox, pod_config, pod_status, run_pod, start,
-    Cri,
 };
 use berth_tests::daemon::DaemonGuard;
-
-async fn state(c: &mut Cri, id: &str) -> i32 {
-    c.runtime
-        .container_status(api::ContainerStatusRequest {
-            container_id: id.into(),
-            verbose: false,
-        })
-        .await
-        .expect("ContainerStatus")
-        .into_inner()
-        .status
-        .expect("a status")
-        .state
-}
 
 #[tokio::test]
 async fn pod_lifecycle_across_kill_9_of_berthd() {
@@ -87,21 +72,11 @@ async fn pod_lifecycle_across_kill_9_of_berthd() {
         Some(api::ContainerState::ContainerCreated as i32)
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while state(&mut c, &done).await != api::ContainerState::ContainerExited as i32 {
+    while cri::status(&mut c, &done).await.state != api::ContainerState::ContainerExited as i32 {
         assert!(Instant::now() < deadline, "done never exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let s = c
-        .runtime
-        .container_status(api::ContainerStatusRequest {
-            container_id: done.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let s = cri::status(&mut c, &done).await;
     assert_eq!(
         (s.exit_code, s.reason.as_str()),
         (7, "Error"),
@@ -123,7 +98,7 @@ async fn pod_lifecycle_across_kill_9_of_berthd() {
     assert_eq!(String::from_utf8_lossy(&r.stdout), "survivor\n");
     start(&mut c, &waiting).await;
     assert_eq!(
-        state(&mut c, &waiting).await,
+        cri::status(&mut c, &waiting).await.state,
         api::ContainerState::ContainerRunning as i32
     );
     c.runtime
@@ -134,7 +109,7 @@ async fn pod_lifecycle_across_kill_9_of_berthd() {
         .unwrap();
     for id in [&sleeper, &waiting] {
         assert_eq!(
-            state(&mut c, id).await,
+            cri::status(&mut c, id).await.state,
             api::ContainerState::ContainerExited as i32
         );
     }

@@ -45,16 +45,7 @@ async fn run(
 
 /// Runs `script` in the container; returns stdout (stderr appended) and the exit code.
 async fn sh(c: &mut Cri, id: &str, script: &str) -> (String, i32) {
-    let r = c
-        .runtime
-        .exec_sync(api::ExecSyncRequest {
-            container_id: id.into(),
-            cmd: vec!["sh".into(), "-c".into(), script.into()],
-            timeout: 10,
-        })
-        .await
-        .expect("ExecSync")
-        .into_inner();
+    let r = cri::exec_sync(c, id, &["sh", "-c", script]).await;
     let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
     out.push_str(&String::from_utf8_lossy(&r.stderr));
     (out, r.exit_code)

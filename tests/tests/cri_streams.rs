@@ -32,16 +32,7 @@ async fn next_event(
 }
 
 async fn sh(c: &mut Cri, id: &str, script: &str) -> String {
-    let r = c
-        .runtime
-        .exec_sync(api::ExecSyncRequest {
-            container_id: id.into(),
-            cmd: vec!["sh".into(), "-c".into(), script.into()],
-            timeout: 10,
-        })
-        .await
-        .expect("ExecSync")
-        .into_inner();
+    let r = cri::exec_sync(c, id, &["sh", "-c", script]).await;
     String::from_utf8_lossy(&r.stdout).into_owned()
 }
 
@@ -149,17 +140,7 @@ async fn events_attach_port_forward_reopen_update() {
         })
         .await
         .unwrap();
-    let status = c
-        .runtime
-        .container_status(api::ContainerStatusRequest {
-            container_id: web.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let status = cri::status(&mut c, &web).await;
     let res = status.resources.unwrap().linux.unwrap();
     assert_eq!(res.memory_limit_in_bytes, 64 << 20);
     let cgroup = sh(&mut c, &web, "cat /proc/1/cgroup").await;
