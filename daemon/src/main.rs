@@ -148,7 +148,6 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     d.bundles.sweep();
     network::startup(&d).await;
     sweep::ephemeral(&d).await;
-    sweep::snapshots(&d);
     // Before recovery, which reports the exits that happened while the daemon was away.
     cri::exit_reaper::spawn(&d);
     recover::run(&d).await;
