@@ -189,9 +189,10 @@ pub fn prepare(d: &Daemon, key: &str, chain_id: &str, opts: Option<&RunOptions>)
 /// A container removed after its first exit keeps nothing of its writable layer: neither its
 /// snapshot's record nor its overlay need survive a host crash.
 fn durability(opts: Option<&RunOptions>) -> Durability {
-    match opts {
-        Some(o) if o.ephemeral || o.auto_remove => Durability::Volatile,
-        _ => Durability::Synced,
+    if crate::store::removed_after_exit(opts) {
+        Durability::Volatile
+    } else {
+        Durability::Synced
     }
 }
 
@@ -249,10 +250,11 @@ pub async fn gc(d: &Arc<Daemon>) -> ApiResult<()> {
     }
     let d2 = d.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ImageError> {
-        let chains: Vec<String> = manifests
+        // An image whose layers cannot be named keeps them all: no gc rather than a wrong one.
+        let chains = manifests
             .iter()
-            .filter_map(|m| berth_images::image_chain_id(&d2.images.content, m).ok())
-            .collect();
+            .map(|m| berth_images::image_chain_id(&d2.images.content, m))
+            .collect::<Result<Vec<String>, _>>()?;
         d2.images.snapshots.gc(&chains, &keys)?;
         d2.images.content.gc(&manifests)?;
         Ok(())

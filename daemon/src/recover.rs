@@ -72,13 +72,6 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
             return;
         }
     };
-    crate::tasks::forward_events(
-        d.clone(),
-        ns.to_string(),
-        id.to_string(),
-        auto_remove,
-        events,
-    );
     // An exit while we were away: report it now (and honour --rm).
     let state = client.state(shim::ProcessRequest::default()).await;
     if let Err(s) = &state {
@@ -94,6 +87,15 @@ async fn recover_one(d: &Arc<Daemon>, ns: &str, id: &str) {
             return;
         }
     }
+    // Relayed only for a real task (the stream is subscribed already, nothing is missed): the
+    // end of a half-made task's shim must not read as a shim that died.
+    crate::tasks::forward_events(
+        d.clone(),
+        ns.to_string(),
+        id.to_string(),
+        auto_remove,
+        events,
+    );
     if let Ok(st) = state {
         let st = st.into_inner();
         if st.status == shim::Status::Stopped as i32 {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_proto::shim::v1::shim_client::ShimClient;
+use berth_proto::shim::v1::{OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use berth_proto::shim::Bootstrap;
 use tonic::transport::Channel;
 
@@ -80,7 +81,13 @@ impl Shims {
                 nix::unistd::Pid::from_raw(boot.pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            return Err(ApiError::FailedPrecondition(unsupported(id, boot.version)));
+            return Err(ApiError::FailedPrecondition(format!(
+                "starting the shim of {id:?}: {} speaks shim protocol {}, this berthd \
+                 {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}: install the berth-shim of \
+                 berthd's release",
+                self.binary.display(),
+                boot.version
+            )));
         }
         boot.store(bundle)
             .map_err(|e| ApiError::internal("storing bootstrap.json", e))?;
@@ -180,10 +187,10 @@ impl Shims {
 }
 
 fn unsupported(id: &str, version: u32) -> String {
-    use berth_proto::shim::v1::{OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
     format!(
         "the shim of {id:?} speaks protocol {version}; this berthd speaks \
-         {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION} (left running untouched)"
+         {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION} (left running untouched: manage it \
+         with the berthd release that started it)"
     )
 }
 

@@ -136,7 +136,7 @@ async fn finish_spec(
         };
         crate::ids::validate("container id", other)?;
         let oc = d.store.find_container(ns, other)?;
-        let pid = running_pid(d, ns, &oc).await?;
+        let pid = running_pid(d, ns, &oc.id).await?;
         let path = format!("/proc/{pid}/ns/{file}");
         if let Some(linux) = spec.linux_mut() {
             if let Some(list) = linux.namespaces_mut() {
@@ -149,19 +149,16 @@ async fn finish_spec(
     Ok(())
 }
 
-async fn running_pid(d: &Daemon, ns: &str, c: &Container) -> ApiResult<u32> {
-    let mut client = d
-        .shims
-        .client(ns, &c.id, &d.bundles.path(ns, &c.id))
-        .await?;
-    let st = client
+/// The pid of a running task's init; FailedPrecondition when it does not run.
+pub async fn running_pid(d: &Daemon, ns: &str, id: &str) -> ApiResult<u32> {
+    let st = client(d, ns, id)
+        .await?
         .state(shim::ProcessRequest::default())
         .await?
         .into_inner();
     if st.status != shim::Status::Running as i32 {
         return Err(ApiError::FailedPrecondition(format!(
-            "container {:?} is not running",
-            c.id
+            "container {id:?} is not running"
         )));
     }
     Ok(st.pid)
@@ -225,6 +222,13 @@ pub fn forward_events(
 
 pub async fn client(d: &Daemon, ns: &str, id: &str) -> ApiResult<Client> {
     d.shims.client(ns, id, &d.bundles.path(ns, id)).await
+}
+
+/// The state of a task's init process, as its shim reports it; None without a reachable shim.
+pub async fn init_state(d: &Daemon, ns: &str, id: &str) -> Option<shim::StateResponse> {
+    let mut c = client(d, ns, id).await.ok()?;
+    let st = c.state(shim::ProcessRequest::default()).await.ok()?;
+    Some(st.into_inner())
 }
 
 /// SIGTERM (or the given signal), then SIGKILL to every process after `timeout`.
@@ -343,7 +347,15 @@ pub async fn remove_task(
     let exit = match client.delete(shim::ProcessRequest::default()).await {
         Ok(e) => {
             let e = e.into_inner();
-            if st.status == shim::Status::Stopped as i32 || live {
+            // The exit event recorded it already, unless it came while berthd was away.
+            let known = d
+                .store
+                .container(ns, &c.id)
+                .ok()
+                .flatten()
+                .and_then(|r| r.last_exit)
+                .is_some_and(|l| l.exited_at_ns == e.exited_at_ns);
+            if (st.status == shim::Status::Stopped as i32 || live) && !known {
                 crate::exits::record(d, ns, &c.id, exit_info(e), crate::exits::EXITED, "");
             }
             e

@@ -57,6 +57,8 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         resources: config.linux.as_ref().and_then(|l| l.resources.clone()),
+        image_ref: image.clone(),
+        image_id,
         ..Default::default()
     };
     // The record first: a crash after it leaves a container that status and removal can see.
@@ -96,9 +98,10 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
     .await;
     match created {
         Ok(c) => {
-            record.image_ref = c.image.clone();
-            record.image_id = image_id;
-            records::put_container(d, &record)?;
+            if c.image != record.image_ref {
+                record.image_ref = c.image;
+                records::put_container(d, &record)?;
+            }
             Ok(id)
         }
         Err(e) => {
@@ -112,8 +115,11 @@ pub async fn create(d: &Arc<Daemon>, r: cri::CreateContainerRequest) -> ApiResul
 /// ContainerStatus report it, a manifest digest or `name@sha256:...`): the name of one of its
 /// records, and its CRI image id (the config digest).
 fn image_name(d: &Daemon, image: &str) -> ApiResult<(String, String)> {
-    let found = super::image::catalog::find(d, NS, image)?
-        .ok_or_else(|| ApiError::NotFound(format!("image {image:?} not found")))?;
+    let found = super::image::catalog::find(d, NS, image)?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "image {image:?} not found in namespace {NS}: pull it first (PullImage)"
+        ))
+    })?;
     let name = found
         .records
         .iter()
@@ -144,14 +150,6 @@ fn options(
     config: &cri::ContainerConfig,
     log_path: &Option<PathBuf>,
 ) -> ApiResult<RunOptions> {
-    if let Some(p) = log_path {
-        if !p.is_absolute() {
-            return Err(ApiError::InvalidArgument(format!(
-                "the log path {} must be absolute",
-                p.display()
-            )));
-        }
-    }
     let pod_linux = sandbox
         .config
         .as_ref()

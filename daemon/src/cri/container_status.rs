@@ -8,7 +8,7 @@ use k8s_cri::v1 as cri;
 
 use super::records::{self, ContainerRecord, NS};
 use crate::daemon::Daemon;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::tasks;
 
 /// The live state, with the exit learnt from the shim stored in the record.
@@ -19,11 +19,7 @@ async fn refresh(d: &Daemon, record: &mut ContainerRecord) -> ApiResult<cri::Con
     if record.started_at_ns == 0 {
         return Ok(cri::ContainerState::ContainerCreated);
     }
-    let st = match tasks::client(d, NS, &record.id).await {
-        Ok(mut c) => c.state(shim::ProcessRequest::default()).await.ok(),
-        Err(_) => None,
-    };
-    let Some(st) = st.map(|s| s.into_inner()) else {
+    let Some(st) = tasks::init_state(d, NS, &record.id).await else {
         return Ok(cri::ContainerState::ContainerUnknown);
     };
     match shim::Status::try_from(st.status) {
@@ -96,14 +92,9 @@ pub async fn status(
     let record = records::container(d, &r.container_id)?;
     let mut info = std::collections::HashMap::new();
     if r.verbose {
-        let pid = match tasks::client(d, NS, &record.id).await {
-            Ok(mut c) => c
-                .state(shim::ProcessRequest::default())
-                .await
-                .map(|s| s.into_inner().pid)
-                .unwrap_or(0),
-            Err(_) => 0,
-        };
+        let pid = tasks::init_state(d, NS, &record.id)
+            .await
+            .map_or(0, |s| s.pid);
         let doc = serde_json::json!({
             "pid": pid,
             "sandboxID": record.sandbox_id,
@@ -159,10 +150,4 @@ pub async fn list(
     }
     containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     Ok(cri::ListContainersResponse { containers })
-}
-
-/// NotFound unless the container exists (for calls that need a live one).
-pub fn require(d: &Daemon, id: &str) -> ApiResult<ContainerRecord> {
-    records::find_container(d, id)?
-        .ok_or_else(|| ApiError::NotFound(format!("container {id:?} not found")))
 }

@@ -50,14 +50,9 @@ pub fn sweep(d: &Arc<Daemon>) {
             if r.started_at_ns == 0 || !d.bundles.path(NS, &r.id).exists() {
                 continue;
             }
-            let stopped = match crate::tasks::client(&d, NS, &r.id).await {
-                Ok(mut c) => c
-                    .state(shim::ProcessRequest::default())
-                    .await
-                    .map(|s| s.into_inner().status == shim::Status::Stopped as i32)
-                    .unwrap_or(false),
-                Err(_) => false,
-            };
+            let stopped = crate::tasks::init_state(&d, NS, &r.id)
+                .await
+                .is_some_and(|s| s.status == shim::Status::Stopped as i32);
             if stopped {
                 let env = berth_proto::v1::Envelope {
                     namespace: NS.into(),
@@ -87,19 +82,18 @@ async fn reap(d: &Arc<Daemon>, env: &berth_proto::v1::Envelope) {
     };
     // The exit goes into the record before the shim is deleted: a daemon killed in between
     // must not lose it with the shim.
-    if !record.exited {
-        if let Ok(mut client) = crate::tasks::client(d, NS, id).await {
-            if let Ok(st) = client.state(shim::ProcessRequest::default()).await {
-                let st = st.into_inner();
-                if st.status == shim::Status::Stopped as i32 {
-                    let exit = crate::tasks::exit_info(st.exit.unwrap_or_default());
-                    super::container_stop::record_exit(&mut record, &exit);
-                    if let Err(e) = records::put_container(d, &record) {
-                        tracing::warn!(id, "storing a CRI container's exit: {e}");
-                        return;
-                    }
-                }
-            }
+    let stopped = match record.exited {
+        true => None,
+        false => crate::tasks::init_state(d, NS, id)
+            .await
+            .filter(|st| st.status == shim::Status::Stopped as i32),
+    };
+    if let Some(st) = stopped {
+        let exit = crate::tasks::exit_info(st.exit.unwrap_or_default());
+        super::container_stop::record_exit(&mut record, &exit);
+        if let Err(e) = records::put_container(d, &record) {
+            tracing::warn!(id, "storing a CRI container's exit: {e}");
+            return;
         }
     }
     // The bundle may be gone already: released by StopContainer, or by the daemon's own

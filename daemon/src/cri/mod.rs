@@ -188,7 +188,7 @@ impl RuntimeService for CriRuntime {
 
     async fn exec(&self, req: Request<cri::ExecRequest>) -> Reply<cri::ExecResponse> {
         let r = req.into_inner();
-        let record = container_status::require(&self.d, &r.container_id)?;
+        let record = records::container(&self.d, &r.container_id)?;
         if r.cmd.is_empty() {
             return Err(Status::invalid_argument("Exec needs a command"));
         }
@@ -210,7 +210,7 @@ impl RuntimeService for CriRuntime {
 
     async fn attach(&self, req: Request<cri::AttachRequest>) -> Reply<cri::AttachResponse> {
         let r = req.into_inner();
-        let record = container_status::require(&self.d, &r.container_id)?;
+        let record = records::container(&self.d, &r.container_id)?;
         let url = self.streaming.attach_url(berth_streaming::AttachRequest {
             container_id: record.id,
             tty: r.tty,
@@ -233,10 +233,12 @@ impl RuntimeService for CriRuntime {
             .port
             .iter()
             .map(|p| {
-                u16::try_from(*p)
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| Status::invalid_argument(format!("invalid port {p}")))
+                u16::try_from(*p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "PortForward to pod sandbox {:?}: port {p} is not in 1..=65535",
+                        r.pod_sandbox_id
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let url = self
@@ -306,7 +308,7 @@ impl RuntimeService for CriRuntime {
         &self,
         req: Request<cri::CheckpointContainerRequest>,
     ) -> Reply<cri::CheckpointContainerResponse> {
-        runtime_info::checkpoint(&self.d, &req.into_inner())?;
+        runtime_info::checkpoint(&self.d, &req.into_inner()).await?;
         Ok(Response::new(cri::CheckpointContainerResponse {}))
     }
 

@@ -98,19 +98,20 @@ pub fn runtime_config() -> cri::RuntimeConfigResponse {
 }
 
 /// CRIU on the PATH, answering `criu check`.
-fn criu_usable() -> bool {
-    std::process::Command::new("criu")
+async fn criu_usable() -> bool {
+    tokio::process::Command::new("criu")
         .arg("check")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
+        .await
         .map(|s| s.success())
         .unwrap_or(false)
 }
 
-pub fn checkpoint(d: &Daemon, r: &cri::CheckpointContainerRequest) -> ApiResult<()> {
+pub async fn checkpoint(d: &Daemon, r: &cri::CheckpointContainerRequest) -> ApiResult<()> {
     super::records::container(d, &r.container_id)?;
-    if !criu_usable() {
+    if !criu_usable().await {
         return Err(ApiError::FailedPrecondition(
             "checkpointing needs CRIU, which is not installed or not usable on this host \
              (`criu check` failed)"

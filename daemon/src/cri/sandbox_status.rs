@@ -15,14 +15,9 @@ pub async fn state(d: &Daemon, r: &SandboxRecord) -> cri::PodSandboxState {
     if r.stopped {
         return cri::PodSandboxState::SandboxNotready;
     }
-    let running = match tasks::client(d, NS, &r.id).await {
-        Ok(mut c) => c
-            .state(shim::ProcessRequest::default())
-            .await
-            .map(|s| s.into_inner().status == shim::Status::Running as i32)
-            .unwrap_or(false),
-        Err(_) => false,
-    };
+    let running = tasks::init_state(d, NS, &r.id)
+        .await
+        .is_some_and(|s| s.status == shim::Status::Running as i32);
     if running {
         cri::PodSandboxState::SandboxReady
     } else {
@@ -46,14 +41,9 @@ pub async fn status(
         .and_then(|s| s.namespace_options.clone());
     let mut info = std::collections::HashMap::new();
     if r.verbose {
-        let pid = match tasks::client(d, NS, &record.id).await {
-            Ok(mut c) => c
-                .state(shim::ProcessRequest::default())
-                .await
-                .map(|s| s.into_inner().pid)
-                .unwrap_or(0),
-            Err(_) => 0,
-        };
+        let pid = tasks::init_state(d, NS, &record.id)
+            .await
+            .map_or(0, |s| s.pid);
         let doc = serde_json::json!({
             "pid": pid,
             "config": config,

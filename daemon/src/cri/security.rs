@@ -43,8 +43,11 @@ pub fn apply_to_options(
         opts.user = user;
     }
     for g in &sc.supplemental_groups {
-        let g = u32::try_from(*g)
-            .map_err(|_| ApiError::InvalidArgument(format!("supplemental group {g}")))?;
+        let g = u32::try_from(*g).map_err(|_| {
+            ApiError::InvalidArgument(format!(
+                "supplemental group {g} is not a group id (0 to 4294967295)"
+            ))
+        })?;
         opts.additional_gids.push(g);
     }
     opts.privileged = sc.privileged;

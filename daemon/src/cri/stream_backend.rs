@@ -184,18 +184,16 @@ async fn port_forward(
 ) -> ApiResult<()> {
     let sandbox = records::find_sandbox(d, sandbox_id)?
         .ok_or_else(|| ApiError::NotFound(format!("pod sandbox {sandbox_id:?} not found")))?;
-    let mut client = tasks::client(d, NS, &sandbox.id).await?;
-    let st = client
-        .state(shim::ProcessRequest::default())
-        .await?
-        .into_inner();
-    if st.status != shim::Status::Running as i32 {
-        return Err(ApiError::FailedPrecondition(format!(
-            "pod sandbox {:?} is not ready",
-            sandbox.id
-        )));
-    }
-    let netns = format!("/proc/{}/ns/net", st.pid);
+    let pid = tasks::running_pid(d, NS, &sandbox.id)
+        .await
+        .map_err(|e| match e {
+            ApiError::FailedPrecondition(_) => ApiError::FailedPrecondition(format!(
+                "pod sandbox {:?} is not ready: its holder does not run",
+                sandbox.id
+            )),
+            e => e,
+        })?;
+    let netns = format!("/proc/{pid}/ns/net");
     let stream = tokio::task::spawn_blocking(move || dial_in_netns(&netns, port))
         .await
         .map_err(|e| ApiError::internal("port-forward dialer", e))??;

@@ -35,6 +35,20 @@ use crate::daemon::Daemon;
 
 /// Finds orphans of every kind; removes them unless `dry_run`.
 pub async fn run(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
+    // Every pass takes what no record names for an orphan: with records it cannot read it
+    // would remove live containers' things. Nothing is done then.
+    if let Err(e) = store_readable(d) {
+        tracing::warn!("orphan pass skipped: {e}");
+        let mut o = orphan(
+            "store",
+            "",
+            "",
+            "",
+            "the container records cannot all be read",
+        );
+        o.error = format!("nothing checked or removed: {e}; see berthd's log");
+        return vec![o];
+    }
     let mut out = Vec::new();
     out.extend(shims::pass(d, dry_run).await);
     out.extend(bundles::pass(d, dry_run).await);
@@ -97,6 +111,14 @@ pub(crate) fn settle(o: &mut Orphan, r: Result<(), String>) {
         Ok(()) => o.removed = true,
         Err(e) => o.error = e,
     }
+}
+
+/// Whether every namespace's container records decode.
+fn store_readable(d: &Daemon) -> Result<(), crate::store::StoreError> {
+    for ns in d.store.namespaces()? {
+        d.store.containers(&ns.name)?;
+    }
+    Ok(())
 }
 
 /// The container records of every namespace, read at one moment.

@@ -29,10 +29,11 @@ pub async fn pass(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
     let d2 = d.clone();
     let r = tokio::task::spawn_blocking(move || {
         let snaps = &d2.images.snapshots;
-        let chains: Vec<String> = manifests
+        // An image whose chain cannot be worked out keeps every layer (error, nothing removed).
+        let chains = manifests
             .iter()
-            .filter_map(|m| berth_images::image_chain_id(&d2.images.content, m).ok())
-            .collect();
+            .map(|m| berth_images::image_chain_id(&d2.images.content, m))
+            .collect::<Result<Vec<String>, _>>()?;
         let (active, committed) = snaps.unreferenced(&chains, &keys)?;
         let removed = if dry_run || (active.is_empty() && committed.is_empty()) {
             Ok(Vec::new())

@@ -40,12 +40,17 @@ async fn target(
 async fn get_task(d: &Daemon, ns: &str, id: &str, exec_id: String) -> ApiResult<Task> {
     ids::validate("container id", id)?;
     let c = d.store.find_container(ns, id)?;
-    let mut client = match tasks::client(d, ns, &c.id).await {
+    task_of(d, ns, c.id, exec_id).await
+}
+
+/// The task of the container with this (exact, existing) id.
+async fn task_of(d: &Daemon, ns: &str, id: String, exec_id: String) -> ApiResult<Task> {
+    let mut client = match tasks::client(d, ns, &id).await {
         Ok(client) => client,
         // A live shim this berthd cannot speak to: reported, not an error.
-        Err(ApiError::FailedPrecondition(problem)) if d.shims.incompatible(ns, &c.id).is_some() => {
+        Err(ApiError::FailedPrecondition(problem)) if d.shims.incompatible(ns, &id).is_some() => {
             return Ok(Task {
-                container_id: c.id,
+                container_id: id,
                 exec_id,
                 status: berth_proto::v1::TaskStatus::Unknown as i32,
                 problem,
@@ -55,10 +60,10 @@ async fn get_task(d: &Daemon, ns: &str, id: &str, exec_id: String) -> ApiResult<
         Err(e) => return Err(e),
     };
     let st = client.state(proc_req(exec_id.clone())).await?.into_inner();
-    let ip_address = crate::network::ip(d, ns, &c.id);
+    let ip_address = crate::network::ip(d, ns, &id);
     Ok(Task {
         ip_address,
-        container_id: c.id,
+        container_id: id,
         exec_id,
         pid: st.pid,
         status: task_status(st.status) as i32,
@@ -79,7 +84,8 @@ async fn list_tasks(d: &Shared, ns: &str, containers: Vec<Container>) -> Vec<Tas
         let (d, ns, limit) = (d.clone(), ns.to_string(), limit.clone());
         jobs.spawn(async move {
             let _permit = limit.acquire_owned().await.ok()?;
-            let task = get_task(&d, &ns, &c.id, String::new()).await.ok()?;
+            // The record is at hand: no second lookup (nor its spec) per task.
+            let task = task_of(&d, &ns, c.id, String::new()).await.ok()?;
             Some((i, task))
         });
     }

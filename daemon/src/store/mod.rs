@@ -95,9 +95,12 @@ fn split_spec(c: &Container) -> (Vec<u8>, Option<&[u8]>) {
 
 /// Removed after its first exit (`run --rm`): its record is not worth a flush.
 pub fn is_ephemeral(c: &Container) -> bool {
-    c.options
-        .as_ref()
-        .is_some_and(|o| o.ephemeral || o.auto_remove)
+    removed_after_exit(c.options.as_ref())
+}
+
+/// Whether a container with these options is removed after its first exit (`run --rm`).
+pub fn removed_after_exit(opts: Option<&berth_proto::v1::RunOptions>) -> bool {
+    opts.is_some_and(|o| o.ephemeral || o.auto_remove)
 }
 
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -316,10 +319,11 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let key = k(&[ns, "containers", id]);
-        self.db
+        let ephemeral = self
+            .db
             .transaction(|tx| {
                 let Some(value) = tx.get(&key)? else {
-                    return Ok(());
+                    return Ok(true);
                 };
                 let mut c: Container =
                     decode(&key, &value).map_err(ConflictableTransactionError::Abort)?;
@@ -327,9 +331,13 @@ impl Store {
                 c.last_exit_status = status.to_string();
                 c.last_exit_reason = reason.to_string();
                 tx.insert(key.as_slice(), c.encode_to_vec())?;
-                Ok(())
+                Ok(is_ephemeral(&c))
             })
             .map_err(tx_err)?;
+        // Like its creation: an --rm record is about to go, its exit need not be synced.
+        if ephemeral {
+            return Ok(());
+        }
         self.flush()
     }
 
