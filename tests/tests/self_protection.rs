@@ -6,13 +6,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_tests::{bin, reaper, Capture, ContainerGuard};
+use oci_spec::runtime::LinuxNamespaceType;
 
-/// A running `berth-oci run` (foreground, waiting for its container): its /proc/<pid>/exe is a
+/// A running `berth-oci run` (foreground, waiting for its container) of a container sharing
+/// the host's pid namespace, where container processes can see it: its /proc/<pid>/exe is a
 /// read-only detached mount of the binary, so it cannot be opened for writing.
 #[test]
 fn the_runtime_binary_cannot_be_opened_for_writing_through_proc_exe() {
     let guard = ContainerGuard::new();
-    let spec = guard.spec(&["sleep", "5"]).build();
+    let spec = guard
+        .spec(&["sleep", "5"])
+        .without_namespace(LinuxNamespaceType::Pid)
+        .build();
     spec.save(guard.bundle().join("config.json")).unwrap();
     let before = std::fs::read(bin::berth_oci()).unwrap();
     let mut child = Command::new(bin::berth_oci())
@@ -52,6 +57,83 @@ fn the_runtime_binary_cannot_be_opened_for_writing_through_proc_exe() {
     );
     let _ = child.wait();
     assert_eq!(std::fs::read(bin::berth_oci()).unwrap(), before);
+}
+
+/// A container with a pid namespace of its own is started by a berth-oci that did not
+/// re-execute itself; its init execs the program through the sealed exec trampoline. A program
+/// whose interpreter is `#!/proc/self/exe` (the CVE-2019-5736 entry) then re-enters the
+/// trampoline, never the runtime binary, and fails with the trampoline's message.
+#[test]
+fn a_program_interpreted_by_proc_self_exe_never_reaches_the_runtime_binary() {
+    let guard = ContainerGuard::new();
+    let script = guard.rootfs().join("evil");
+    std::fs::write(&script, "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let spec = guard.spec(&["/evil"]).build();
+    spec.save(guard.bundle().join("config.json")).unwrap();
+    let before = std::fs::read(bin::berth_oci()).unwrap();
+    let out = oci(
+        &guard,
+        &[
+            "run",
+            "--bundle",
+            guard.bundle().to_str().unwrap(),
+            guard.id(),
+        ],
+    );
+    let stderr = &out.stderr;
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("berth-exec: no program to run"), "{stderr}");
+    assert_eq!(std::fs::read(bin::berth_oci()).unwrap(), before);
+}
+
+/// The init of a container created through the trampoline runs the (unprotected) runtime
+/// binary until it is started: `exec` into it is refused until then, and works after.
+#[test]
+fn exec_into_a_container_created_without_protection_waits_for_start() {
+    let guard = ContainerGuard::new();
+    let spec = guard.spec(&["sleep", "30"]).build();
+    spec.save(guard.bundle().join("config.json")).unwrap();
+    let bundle = guard.bundle().to_str().unwrap().to_string();
+    let create = oci(&guard, &["create", "--bundle", &bundle, guard.id()]);
+    assert!(create.status.success(), "{create:?}");
+    let early = oci(&guard, &["exec", guard.id(), "true"]);
+    let stderr = &early.stderr;
+    assert!(!early.status.success(), "exec before start worked");
+    assert!(stderr.contains("before it is started"), "{stderr}");
+    assert!(oci(&guard, &["start", guard.id()]).status.success());
+    let later = oci(&guard, &["exec", guard.id(), "true"]);
+    assert!(later.status.success(), "{later:?}");
+    let pid = guard.runtime().load(guard.id()).unwrap().pid().unwrap();
+    assert!(oci(&guard, &["kill", guard.id(), "KILL"]).status.success());
+    reaper::wait_exit(pid, Duration::from_secs(10));
+    assert!(oci(&guard, &["delete", guard.id()]).status.success());
+}
+
+/// What one berth-oci invocation did.
+#[derive(Debug)]
+struct Cli {
+    status: std::process::ExitStatus,
+    stderr: String,
+}
+
+/// `berth-oci --root <state root> <args>` with no stdin; output goes to files, which a
+/// container left running may keep open.
+fn oci(guard: &ContainerGuard, args: &[&str]) -> Cli {
+    let (out, err) = (Capture::new(), Capture::new());
+    let status = Command::new(bin::berth_oci())
+        .arg("--root")
+        .arg(guard.state_root())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.fd())
+        .stderr(err.fd())
+        .status()
+        .expect("running berth-oci");
+    Cli {
+        status,
+        stderr: err.text(),
+    }
 }
 
 /// Until exec, the container's init is not dumpable: a process without CAP_SYS_PTRACE (even

@@ -49,11 +49,8 @@ pub enum LogFormat {
 }
 
 fn main() -> ExitCode {
-    // Before anything else: re-exec through a sealed copy of ourselves (CVE-2019-5736 class).
-    if let Err(err) = berth_runtime::protect_self_exe() {
-        eprintln!("berth-oci: protecting the runtime binary: {err}");
-        return ExitCode::FAILURE;
-    }
+    // Commands that start container processes protect our binary first (CVE-2019-5736 class):
+    // see commands::protect_for; the others never run code inside a container.
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

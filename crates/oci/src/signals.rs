@@ -1,6 +1,5 @@
 //! Signal names on the command line, and forwarding of our own signals to a container.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -33,57 +32,35 @@ const FORWARDED: [Signal; 8] = [
     Signal::SIGCONT,
 ];
 
-/// Write end of the self-pipe the handler writes signal numbers to (-1 when not installed).
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+/// The process our signals go to (0 when not installed).
+static TARGET: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(signo: libc::c_int) {
-    let fd = PIPE_WRITE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = signo as u8;
-        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte.
+    let pid = TARGET.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe. The process may be gone already: nothing to do.
         unsafe {
-            libc::write(fd, (&byte as *const u8).cast(), 1);
+            libc::kill(pid, signo);
         }
     }
 }
 
-/// Forwards the signals in [`FORWARDED`] that this process receives to `pid`, from a background
-/// thread, for the rest of the process's life. Handlers are reset by exec, so children started
-/// afterwards are unaffected.
+/// Forwards the signals in [`FORWARDED`] that this process receives to `pid`, straight from
+/// the signal handler, for the rest of the process's life. Handlers are reset by exec, so
+/// children started afterwards are unaffected.
 pub fn forward_to(pid: i32) -> anyhow::Result<()> {
-    let (read_end, write_end) = nix::unistd::pipe().context("creating the signal pipe")?;
-    // The write end lives as long as the process: the handler may fire at any time.
-    PIPE_WRITE.store(
-        std::os::fd::IntoRawFd::into_raw_fd(write_end),
-        Ordering::Relaxed,
-    );
+    TARGET.store(pid, Ordering::Relaxed);
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
     for sig in FORWARDED {
-        // SAFETY: the handler only performs an async-signal-safe write(2).
+        // SAFETY: the handler only performs an async-signal-safe kill(2).
         unsafe { signal::sigaction(sig, &action) }
             .with_context(|| format!("installing a handler for {sig}"))?;
     }
-    let target = nix::unistd::Pid::from_raw(pid);
-    std::thread::spawn(move || relay(read_end, target));
     Ok(())
-}
-
-fn relay(read_end: OwnedFd, target: nix::unistd::Pid) {
-    let raw = read_end.as_raw_fd();
-    // SAFETY: we own `read_end` and hand it over to the File, which closes it once.
-    let mut file = unsafe { std::fs::File::from_raw_fd(raw) };
-    std::mem::forget(read_end);
-    let mut byte = [0u8; 1];
-    while let Ok(1) = std::io::Read::read(&mut file, &mut byte) {
-        if let Ok(sig) = Signal::try_from(i32::from(byte[0])) {
-            // The process may already be gone; nothing to do then.
-            let _ = signal::kill(target, sig);
-        }
-    }
 }
 
 #[cfg(test)]

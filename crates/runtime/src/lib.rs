@@ -27,4 +27,6 @@ pub use container::{
 pub use error::{Error, Result};
 pub use process::seccomp::{docker_default_profile, SeccompError, SeccompProgram};
 pub use process::ProcessError;
-pub use self_exe::{protect_self_exe, readonly_clone};
+pub use self_exe::{
+    create_needs_protected_exe, exe_is_protected, protect_self_exe, readonly_clone,
+};

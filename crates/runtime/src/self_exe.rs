@@ -34,6 +34,7 @@ pub fn protect_self_exe() -> Result<()> {
     if flags.flags().contains(FsFlags::ST_RDONLY) {
         return Ok(());
     }
+    tracing::debug!("re-executing from a read-only clone of our binary");
     let tree = open_readonly_tree(c"/proc/self/exe")?;
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_vec()))
@@ -51,6 +52,33 @@ pub fn protect_self_exe() -> Result<()> {
     let err = nix::unistd::execveat(&tree, c"", &argv, &envp, nix::fcntl::AtFlags::AT_EMPTY_PATH);
     match err {
         Err(e) => Err(Error::sys("re-executing from a read-only mount", e)),
+    }
+}
+
+/// Whether process `pid` (None: this process) runs from a binary on a read-only mount, which no
+/// container process can open for writing.
+pub fn exe_is_protected(pid: Option<i32>) -> bool {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/exe"),
+        None => "/proc/self/exe".to_string(),
+    };
+    statvfs(path.as_str()).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY))
+}
+
+/// Whether [`crate::Runtime::create`] of `spec` needs [`protect_self_exe`] first. It does not
+/// when this process is protected already, nor when the container's init can end in the exec
+/// trampoline instead (its own pid namespace, no init reaper, execveat allowed by seccomp):
+/// then berth-oci saves the second start of its binary. A spec that cannot be read says yes.
+pub fn create_needs_protected_exe(spec: &oci_spec::runtime::Spec) -> bool {
+    if exe_is_protected(None) {
+        return false;
+    }
+    let Some(linux) = spec.linux() else {
+        return true;
+    };
+    match crate::process::namespaces::NamespacePlan::from_spec(linux) {
+        Ok(plan) => !crate::process::trampoline::covers(spec, &plan),
+        Err(_) => true,
     }
 }
 

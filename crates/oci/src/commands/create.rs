@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use berth_runtime::{Container, CreateOptions, Runtime};
+use oci_spec::runtime::Spec;
 
 /// Options shared by `create` and `run`.
 #[derive(Debug, clap::Args)]
@@ -34,15 +35,31 @@ pub struct Args {
 }
 
 pub fn run(runtime: &Runtime, args: Args) -> anyhow::Result<()> {
-    create(runtime, &args.id, args.flags)?;
+    let spec = load_protected(&args.flags.bundle)?;
+    create(runtime, &args.id, args.flags, spec)?;
     Ok(())
 }
 
-/// Creates container `id` from the flags (stdio inherited from us).
-pub fn create(runtime: &Runtime, id: &str, flags: CreateFlags) -> anyhow::Result<Container> {
+/// Reads `<bundle>/config.json` and protects our binary as creating it needs
+/// ([`super::protect_for`]; always when it does not parse, which create then reports).
+pub fn load_protected(bundle: &std::path::Path) -> anyhow::Result<Option<Spec>> {
+    let spec = berth_runtime::load_spec(bundle).ok();
+    super::protect_for(spec.as_ref())?;
+    Ok(spec)
+}
+
+/// Creates container `id` from the flags (stdio inherited from us) and `spec` (None: read
+/// from the bundle).
+pub fn create(
+    runtime: &Runtime,
+    id: &str,
+    flags: CreateFlags,
+    spec: Option<Spec>,
+) -> anyhow::Result<Container> {
     let bundle = std::fs::canonicalize(&flags.bundle)
         .with_context(|| format!("bundle {}", flags.bundle.display()))?;
     let opts = CreateOptions {
+        spec,
         console_socket: flags.console_socket.map(absolute).transpose()?,
         pid_file: flags.pid_file.map(absolute).transpose()?,
         no_pivot: flags.no_pivot,

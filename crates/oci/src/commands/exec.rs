@@ -53,6 +53,7 @@ pub struct Args {
 }
 
 pub fn run(runtime: &Runtime, args: Args) -> anyhow::Result<ExitCode> {
+    super::protect_for(None)?;
     let container = runtime.load(&args.id)?;
     let process = match &args.process {
         Some(path) => {

@@ -55,6 +55,18 @@ pub enum Command {
     Features,
 }
 
+/// Re-executes berth-oci from a read-only clone of its binary (CVE-2019-5736 class) unless
+/// creating a container from `spec` is safe without (see
+/// [`berth_runtime::create_needs_protected_exe`]). Call it before anything that a second
+/// start would repeat (sockets, files). `None` (exec) always protects.
+pub fn protect_for(spec: Option<&oci_spec::runtime::Spec>) -> anyhow::Result<()> {
+    if spec.is_none_or(berth_runtime::create_needs_protected_exe) {
+        berth_runtime::protect_self_exe()
+            .map_err(|e| anyhow::anyhow!("protecting the runtime binary: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs `command`; the result is the process's exit code.
 pub fn dispatch(runtime: &Runtime, command: Command) -> anyhow::Result<ExitCode> {
     let success = |()| ExitCode::SUCCESS;

@@ -27,6 +27,7 @@ pub struct Args {
 pub fn run(runtime: &Runtime, mut args: Args) -> anyhow::Result<ExitCode> {
     let config = args.flags.bundle.join("config.json");
     let spec = Spec::load(&config).with_context(|| format!("reading {}", config.display()))?;
+    super::protect_for(Some(&spec))?;
     let terminal = spec
         .process()
         .as_ref()
@@ -42,7 +43,7 @@ pub fn run(runtime: &Runtime, mut args: Args) -> anyhow::Result<ExitCode> {
         proxy = Some(own);
     }
 
-    let container = create::create(runtime, &args.id, args.flags)?;
+    let container = create::create(runtime, &args.id, args.flags, Some(spec))?;
     if args.detach {
         return start_or_delete(container).map(|_| ExitCode::SUCCESS);
     }

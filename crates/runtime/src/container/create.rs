@@ -16,7 +16,7 @@ use super::{Container, CreateOptions, Stdio};
 use crate::cgroups::Manager;
 use crate::process::namespaces::NamespacePlan;
 use crate::process::seccomp::SeccompProgram;
-use crate::process::{self, sysctl, ChildConfig, Command, InitConfig, Kind};
+use crate::process::{self, sysctl, trampoline, ChildConfig, Command, InitConfig, Kind};
 use crate::rootfs::RootfsOptions;
 use crate::{Error, ProcessError, Result};
 
@@ -56,13 +56,17 @@ pub(crate) fn create(
 
     let fifo = make_exec_fifo(&dir, checked.root_owner)?;
     let cgroup = Manager::new(&checked.cgroup_path)?;
-    cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
-    if let Some(linux) = spec.linux() {
-        let resources = linux.resources().clone().unwrap_or_default();
-        let devices = linux.devices().clone().unwrap_or_default();
-        cgroup.apply(&device_rules::with_container_devices(&resources, &devices))?;
-    }
+    // Runs in spawn, while the init's first stage creates its namespaces.
+    let setup_cgroup = || {
+        cgroup.create()?;
+        if let Some(linux) = spec.linux() {
+            let resources = linux.resources().clone().unwrap_or_default();
+            let devices = linux.devices().clone().unwrap_or_default();
+            cgroup.apply(&device_rules::with_container_devices(&resources, &devices))?;
+        }
+        Ok(())
+    };
 
     let console = connect_console(&spec, opts.console_stream, opts.console_socket.as_deref())?;
     let Stdio {
@@ -93,8 +97,9 @@ pub(crate) fn create(
         console: console.as_ref().map(AsRawFd::as_raw_fd),
         preserve_fds: opts.preserve_fds,
         self_attach: cgroup.self_attach_files().unwrap_or_default(),
+        trampoline: checked.trampoline,
     };
-    let pid = process::spawn(&cfg, Some(&cgroup))?;
+    let pid = process::spawn(&cfg, Some(&cgroup), setup_cgroup)?;
     drop(cfg);
 
     let start_time = state::process_start_time(pid)
@@ -142,6 +147,8 @@ struct Checked {
     in_user_ns: bool,
     /// Host uid/gid of the container's root (owns the exec fifo).
     root_owner: (u32, u32),
+    /// The exec trampoline's fd when this process's binary is not protected.
+    trampoline: Option<std::os::fd::RawFd>,
 }
 
 impl Checked {
@@ -182,6 +189,13 @@ impl Checked {
             None => None,
         };
         let cgroup_path = cgroup_path(linux, id)?;
+        // Protecting our binary is the caller's part (crate::create_needs_protected_exe);
+        // where the trampoline can stand in for it, the init execs through it.
+        let trampoline = if crate::exe_is_protected(None) || !trampoline::covers(spec, &plan) {
+            None
+        } else {
+            trampoline::fd()
+        };
         let in_user_ns = plan.isolates(oci_spec::runtime::LinuxNamespaceType::User);
         let root_owner = if plan.new_user {
             (
@@ -199,6 +213,7 @@ impl Checked {
             cgroup_path,
             in_user_ns,
             root_owner,
+            trampoline,
         })
     }
 }

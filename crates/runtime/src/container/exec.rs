@@ -18,6 +18,15 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
             op: "exec",
         });
     }
+    // An init created through the exec trampoline runs the (unprotected) runtime binary until
+    // it is started: nothing may join its pid namespace and see it before then.
+    if status == Status::Created && !crate::exe_is_protected(Some(container.state.init_pid)) {
+        return Err(Error::WrongState {
+            id: container.state.id.clone(),
+            status,
+            op: "exec before it is started",
+        });
+    }
     let command = Command::from_process(process).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let seccomp = match container
         .state
@@ -50,8 +59,9 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         console: console.as_ref().map(AsRawFd::as_raw_fd),
         preserve_fds: opts.preserve_fds,
         self_attach: cgroup.self_attach_files().unwrap_or_default(),
+        trampoline: None,
     };
-    let pid = process::spawn(&cfg, Some(&cgroup))?;
+    let pid = process::spawn(&cfg, Some(&cgroup), || Ok(()))?;
     if let Some(path) = &opts.pid_file {
         super::write_pid_file(path, pid)?;
     }

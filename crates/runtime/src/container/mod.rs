@@ -108,6 +108,9 @@ impl Runtime {
 
     /// Creates the container: namespaces, cgroup, rootfs and an init process that waits, set up,
     /// before exec until [`Container::start`]. The init is the caller's child.
+    ///
+    /// The caller protects its binary first ([`crate::protect_self_exe`]) unless
+    /// [`crate::create_needs_protected_exe`] says the init can do without.
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOptions) -> Result<Container> {
         create::create(&self.root, id, bundle, opts)
     }
@@ -219,7 +222,9 @@ impl Container {
     }
 
     /// Starts `process` inside the running container (its namespaces and cgroup); returns its
-    /// host pid. The process is the caller's child.
+    /// host pid. The process is the caller's child. The caller protects its binary first
+    /// ([`crate::protect_self_exe`]). A created container whose init runs the unprotected
+    /// runtime binary (created through the exec trampoline) refuses until it is started.
     pub fn exec(&self, process: &Process, opts: ExecOptions) -> Result<i32> {
         exec::exec(self, process, opts)
     }

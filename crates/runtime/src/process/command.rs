@@ -2,6 +2,7 @@
 //! looked up in the container's PATH by the child after pivot_root.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,27 @@ impl Command {
     pub(crate) fn exec(&self, path: &CStr) -> ProcessError {
         match nix::unistd::execve(path, &self.argv, &self.envp) {
             Err(e) => ProcessError::sys(format!("exec {:?}", path), e),
+        }
+    }
+}
+
+impl Command {
+    /// Replaces the process image with the exec trampoline in `trampoline` (a memfd), which
+    /// execs `path` with our argv and envp. Returns only on failure.
+    pub(crate) fn exec_through(&self, trampoline: RawFd, path: &CStr) -> ProcessError {
+        let mut argv: Vec<&CStr> = Vec::with_capacity(self.argv.len() + 1);
+        argv.push(path);
+        argv.extend(self.argv.iter().map(CString::as_c_str));
+        // SAFETY: the memfd stays open until the exec replaces this image.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(trampoline) };
+        match nix::unistd::execveat(
+            fd,
+            c"",
+            &argv,
+            &self.envp,
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        ) {
+            Err(e) => ProcessError::sys(format!("exec {path:?} through the trampoline"), e),
         }
     }
 }

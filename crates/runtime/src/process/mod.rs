@@ -9,12 +9,14 @@ mod init_reaper;
 mod loopback;
 pub(crate) mod namespaces;
 mod oom;
+mod placement;
 pub(crate) mod rlimits;
 pub mod seccomp;
 mod spawn;
 mod stage1;
 mod stage2;
 pub(crate) mod sysctl;
+pub(crate) mod trampoline;
 pub(crate) mod tty;
 pub(crate) mod user;
 

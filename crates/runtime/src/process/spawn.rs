@@ -7,8 +7,11 @@
 //!   └────────────────────────────────── stage 2 (caller's child, pid 1 of a new pid ns):
 //!                                        rootfs, console, user, caps, seccomp ... execve
 //! ```
-//! Stage 1 is placed in the container's cgroup before it does anything, so stage 2 and the
-//! container's program start inside it (and inside a new cgroup namespace rooted there).
+//! Where the cgroup is joined depends on [`ChildConfig::joins_in_stage2`]. An init without a
+//! user namespace does its namespaces in stage 1 while the parent creates the cgroup (the two
+//! CPUs work at once); stage 2 then joins the cgroup before anything else and creates the
+//! cgroup namespace rooted there. Otherwise (user namespaces, exec) stage 1 joins the cgroup
+//! before it does anything, so stage 2 and the program start inside it.
 
 use std::os::fd::RawFd;
 
@@ -20,6 +23,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use super::channel::{self, Channel, Message};
 use super::command::Command;
 use super::namespaces::NamespacePlan;
+use super::placement::Placement;
 use super::seccomp::SeccompProgram;
 use super::{stage1, ProcessError};
 use crate::cgroups::Manager;
@@ -38,6 +42,9 @@ pub(crate) struct ChildConfig<'a> {
     /// cgroup v1 `tasks` files stage 1 writes `0` to, to join the container's cgroup itself
     /// (empty: the parent moves it).
     pub self_attach: Vec<std::path::PathBuf>,
+    /// The exec trampoline's memfd when the program is to be executed through it (an init
+    /// started from an unprotected runtime binary; see `trampoline`).
+    pub trampoline: Option<RawFd>,
 }
 
 pub(crate) enum Kind<'a> {
@@ -56,6 +63,15 @@ pub(crate) struct InitConfig<'a> {
     pub exec_fifo: RawFd,
 }
 
+impl ChildConfig<'_> {
+    /// Whether stage 2 joins the cgroup (and creates the cgroup namespace), so that stage 1
+    /// can create the other namespaces while the parent is still setting the cgroup up. Not
+    /// with a new user namespace: from inside it the host's cgroup files are not writable.
+    pub(crate) fn joins_in_stage2(&self) -> bool {
+        matches!(&self.kind, Kind::Init(init) if !init.plan.new_user)
+    }
+}
+
 impl InitConfig<'_> {
     pub(crate) fn new_mount_ns(&self) -> bool {
         self.plan.creates(LinuxNamespaceType::Mount)
@@ -63,15 +79,23 @@ impl InitConfig<'_> {
 }
 
 /// Forks the stages and drives them until the process is ready (init: waiting for start;
-/// exec: exec'd). Returns the host pid of the container process, the caller's child.
-pub(crate) fn spawn(cfg: &ChildConfig<'_>, cgroup: Option<&Manager>) -> Result<i32, ProcessError> {
+/// exec: exec'd). `setup_cgroup` (creating the cgroup and writing its limits) runs in the
+/// parent once stage 1 is forked, before anything joins the cgroup. Returns the host pid of
+/// the container process, the caller's child.
+pub(crate) fn spawn(
+    cfg: &ChildConfig<'_>,
+    cgroup: Option<&Manager>,
+    setup_cgroup: impl FnOnce() -> crate::Result<()>,
+) -> crate::Result<i32> {
     let (parent, child) = channel::pair()?;
+    // Only where the parent works while stage 1 does (see joins_in_stage2).
+    let placement = cfg.joins_in_stage2().then(Placement::new).flatten();
     // SAFETY: the child only runs stage1 (syscalls, small allocations that glibc's fork keeps
     // safe) and leaves with _exit.
     let stage1_pid = match unsafe { fork() }.map_err(|e| ProcessError::sys("fork", e))? {
         ForkResult::Child => {
             drop(parent);
-            let code = match stage1::run(cfg, &child) {
+            let code = match stage1::run(cfg, &child, placement.as_ref()) {
                 Ok(()) => 0,
                 Err(e) => {
                     let _ = child.send(&Message::Error(e.to_string()));
@@ -81,7 +105,12 @@ pub(crate) fn spawn(cfg: &ChildConfig<'_>, cgroup: Option<&Manager>) -> Result<i
             // SAFETY: leave the forked child without running the parent's atexit handlers.
             unsafe { libc::_exit(code) }
         }
-        ForkResult::Parent { child: pid } => pid,
+        ForkResult::Parent { child: pid } => {
+            if let Some(p) = &placement {
+                p.move_child(pid);
+            }
+            pid
+        }
     };
     drop(child);
     let mut driver = Driver {
@@ -89,7 +118,7 @@ pub(crate) fn spawn(cfg: &ChildConfig<'_>, cgroup: Option<&Manager>) -> Result<i
         stage1: Some(stage1_pid),
         stage2: None,
     };
-    match driver.drive(cfg, cgroup) {
+    match driver.drive(cfg, cgroup, setup_cgroup) {
         Ok(pid) => Ok(pid),
         Err(e) => {
             driver.abort();
@@ -109,19 +138,28 @@ impl Driver {
         &mut self,
         cfg: &ChildConfig<'_>,
         cgroup: Option<&Manager>,
-    ) -> Result<i32, ProcessError> {
-        // On v1, stage 1 moves itself (fast); otherwise the parent moves it.
-        if let (Some(cg), Some(pid), true) = (cgroup, self.stage1, cfg.self_attach.is_empty()) {
-            cg.add_task(pid.as_raw())
-                .map_err(|e| ProcessError::Invalid(format!("joining the cgroup: {e}")))?;
+        setup_cgroup: impl FnOnce() -> crate::Result<()>,
+    ) -> crate::Result<i32> {
+        let in_stage2 = cfg.joins_in_stage2();
+        if in_stage2 {
+            // Stage 1 creates namespaces meanwhile.
+            self.channel.send(&Message::Go)?;
+            setup_cgroup()?;
+        } else {
+            setup_cgroup()?;
+            if let Some(pid) = self.stage1 {
+                join_cgroup(cfg, cgroup, pid)?;
+            }
+            self.channel.send(&Message::Go)?;
         }
-        self.channel.send(&Message::Go)?;
         let is_init = matches!(cfg.kind, Kind::Init(_));
         loop {
             match self.channel.recv()? {
                 Some(Message::NeedIdMaps(pid)) => {
                     let Kind::Init(init) = &cfg.kind else {
-                        return Err(ProcessError::Invalid("unexpected id map request".into()));
+                        return Err(
+                            ProcessError::Invalid("unexpected id map request".into()).into()
+                        );
                     };
                     write_id_maps(pid, &init.plan)?;
                     self.channel.send(&Message::IdMapsDone)?;
@@ -129,30 +167,35 @@ impl Driver {
                 Some(Message::Stage2Pid(pid)) => {
                     self.stage2 = Some(Pid::from_raw(pid));
                     self.reap_stage1();
+                    if in_stage2 {
+                        join_cgroup(cfg, cgroup, Pid::from_raw(pid))?;
+                    }
                     self.channel.send(&Message::Go)?;
                 }
                 Some(Message::Warn(w)) => tracing::warn!("{w}"),
                 Some(Message::Ready) if is_init => return self.stage2_pid(),
-                Some(Message::Error(e)) => return Err(ProcessError::Invalid(e)),
+                Some(Message::Error(e)) => return Err(ProcessError::Invalid(e).into()),
                 Some(other) => {
                     return Err(ProcessError::Invalid(format!(
                         "unexpected message {other:?} from the container process"
-                    )))
+                    ))
+                    .into())
                 }
                 None if !is_init && self.stage2.is_some() => return self.stage2_pid(),
                 None => {
                     return Err(ProcessError::Invalid(
                         "the container process exited during setup".into(),
-                    ))
+                    )
+                    .into())
                 }
             }
         }
     }
 
-    fn stage2_pid(&self) -> Result<i32, ProcessError> {
+    fn stage2_pid(&self) -> crate::Result<i32> {
         self.stage2
             .map(Pid::as_raw)
-            .ok_or_else(|| ProcessError::Invalid("no container process".into()))
+            .ok_or_else(|| ProcessError::Invalid("no container process".into()).into())
     }
 
     fn reap_stage1(&mut self) {
@@ -172,6 +215,15 @@ impl Driver {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
         }
+    }
+}
+
+/// The parent's part of joining: on v1 the stage moves itself (`self_attach`, fast), otherwise
+/// the parent moves `pid`.
+fn join_cgroup(cfg: &ChildConfig<'_>, cgroup: Option<&Manager>, pid: Pid) -> crate::Result<()> {
+    match cgroup {
+        Some(cg) if cfg.self_attach.is_empty() => Ok(cg.add_task(pid.as_raw())?),
+        _ => Ok(()),
     }
 }
 

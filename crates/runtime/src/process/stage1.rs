@@ -12,19 +12,29 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
 use super::channel::{Channel, Message};
+use super::placement::Placement;
 use super::spawn::{ChildConfig, Kind};
-use super::{fds, namespaces, oom, stage2, ProcessError};
+use super::{fds, namespaces, oom, stage2, trampoline, ProcessError};
 
-pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<(), ProcessError> {
+pub(crate) fn run(
+    cfg: &ChildConfig<'_>,
+    channel: &Channel,
+    placement: Option<&Placement>,
+) -> Result<(), ProcessError> {
     reset_signals()?;
     set_dumpable(false)?;
     fds::close_all_except(3 + cfg.preserve_fds as RawFd, &inherited_fds(cfg, channel))?;
+    let trampoline = cfg
+        .trampoline
+        .map(|fd| trampoline::move_above(fd, 3 + cfg.preserve_fds as RawFd))
+        .transpose()?;
     channel.expect(&Message::Go)?;
-    for tasks in &cfg.self_attach {
-        std::fs::write(tasks, b"0").map_err(|e| ProcessError::Io {
-            context: format!("joining the cgroup ({})", tasks.display()),
-            source: e,
-        })?;
+    if let Some(p) = placement {
+        p.restore()?;
+    }
+    let in_stage2 = cfg.joins_in_stage2();
+    if !in_stage2 {
+        join_cgroup(cfg)?;
     }
 
     if let Some(adj) = cfg.process.oom_score_adj() {
@@ -47,10 +57,14 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<(), Proces
                 channel.expect(&Message::IdMapsDone)?;
                 become_root()?;
             }
-            if !init.plan.new.is_empty() {
-                unshare(init.plan.new).map_err(|e| {
-                    ProcessError::sys(format!("creating namespaces {:?}", init.plan.new), e)
-                })?;
+            // Joining in stage 2 comes first there, and the cgroup namespace after it.
+            let mut new = init.plan.new;
+            if in_stage2 {
+                new.remove(CloneFlags::CLONE_NEWCGROUP);
+            }
+            if !new.is_empty() {
+                unshare(new)
+                    .map_err(|e| ProcessError::sys(format!("creating namespaces {new:?}"), e))?;
             }
             if !init.plan.time_offsets.is_empty() {
                 std::fs::write("/proc/self/timens_offsets", &init.plan.time_offsets).map_err(
@@ -71,7 +85,7 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<(), Proces
     let pid = clone_sibling()?;
     if pid == 0 {
         // Stage 2.
-        let code = match stage2::run(cfg, channel) {
+        let code = match stage2::run(cfg, channel, trampoline) {
             Ok(never) => match never {},
             Err(e) => {
                 let _ = channel.send(&Message::Error(e.to_string()));
@@ -84,11 +98,25 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<(), Proces
     channel.send(&Message::Stage2Pid(pid))
 }
 
+/// Moves this process into the container's cgroup: on v1 by writing `0` to every `tasks`
+/// file (a single thread moving itself skips the threadgroup lock); on v2 the parent has moved
+/// us already.
+pub(crate) fn join_cgroup(cfg: &ChildConfig<'_>) -> Result<(), ProcessError> {
+    for tasks in &cfg.self_attach {
+        std::fs::write(tasks, b"0").map_err(|e| ProcessError::Io {
+            context: format!("joining the cgroup ({})", tasks.display()),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
 /// Every fd the stages need: the channel, stdio sources and the console socket.
 fn inherited_fds(cfg: &ChildConfig<'_>, channel: &Channel) -> Vec<RawFd> {
     let mut keep = vec![channel.raw_fd()];
     keep.extend(cfg.stdio.iter().flatten());
     keep.extend(cfg.console);
+    keep.extend(cfg.trampoline);
     if let Kind::Init(init) = &cfg.kind {
         keep.push(init.exec_fifo);
     }

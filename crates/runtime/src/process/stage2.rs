@@ -11,6 +11,7 @@ use std::io::Write;
 use std::os::fd::RawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
+use nix::sched::{unshare, CloneFlags};
 use nix::unistd::sethostname;
 use oci_spec::runtime::LinuxNamespaceType;
 
@@ -19,8 +20,21 @@ use super::spawn::{ChildConfig, InitConfig, Kind};
 use super::{caps, fds, init_reaper, rlimits, sysctl, tty, user, ProcessError};
 use crate::rootfs;
 
-pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<Infallible, ProcessError> {
+pub(crate) fn run(
+    cfg: &ChildConfig<'_>,
+    channel: &Channel,
+    trampoline: Option<RawFd>,
+) -> Result<Infallible, ProcessError> {
     channel.expect(&Message::Go)?;
+    if cfg.joins_in_stage2() {
+        super::stage1::join_cgroup(cfg)?;
+        if let Kind::Init(init) = &cfg.kind {
+            if init.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+                unshare(CloneFlags::CLONE_NEWCGROUP)
+                    .map_err(|e| ProcessError::sys("creating the cgroup namespace", e))?;
+            }
+        }
+    }
     let terminal = cfg.process.terminal().unwrap_or(false);
     if !terminal {
         // A session of its own, like any daemon-started process (setup_console does it for a tty).
@@ -86,7 +100,7 @@ pub(crate) fn run(cfg: &ChildConfig<'_>, channel: &Channel) -> Result<Infallible
     if init_mode(cfg) == Some("true") {
         init_reaper::fork_and_reap()?;
     }
-    Err(exec(cfg, &path))
+    Err(exec(cfg, &path, trampoline))
 }
 
 /// The init's `io.berth.init` annotation: "true" (a reaper that runs the program) or "hold"
@@ -194,8 +208,11 @@ fn wait_for_start(fifo: RawFd) -> Result<(), ProcessError> {
     Ok(())
 }
 
-fn exec(cfg: &ChildConfig<'_>, path: &CString) -> ProcessError {
-    let err = cfg.command.exec(path);
+fn exec(cfg: &ChildConfig<'_>, path: &CString, trampoline: Option<RawFd>) -> ProcessError {
+    let err = match trampoline {
+        Some(fd) => cfg.command.exec_through(fd, path),
+        None => cfg.command.exec(path),
+    };
     if matches!(cfg.kind, Kind::Init(_)) {
         // Nobody may be listening on the channel any more: tell the container's stderr too.
         let msg = format!("berth: {err}\n");

@@ -40,6 +40,27 @@ pub enum SeccompError {
     Other(String),
 }
 
+/// Whether a filter built from `spec` lets every call of syscall `name` through: allowed by
+/// default and by every rule naming it, or denied by default but allowed by a rule without
+/// argument conditions and denied by none. Errs on "no" when unsure.
+pub(crate) fn allows_unconditionally(spec: &LinuxSeccomp, name: &str) -> bool {
+    use oci_spec::runtime::LinuxSeccompAction as A;
+    let allows = |a: A| matches!(a, A::ScmpActAllow | A::ScmpActLog);
+    let rules: Vec<_> = spec
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.names().iter().any(|n| n == name))
+        .collect();
+    if !rules.iter().all(|r| allows(r.action())) {
+        return false;
+    }
+    allows(spec.default_action())
+        || rules
+            .iter()
+            .any(|r| r.args().as_ref().is_none_or(|args| args.is_empty()))
+}
+
 /// One classic BPF instruction, laid out like the kernel's `struct sock_filter`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

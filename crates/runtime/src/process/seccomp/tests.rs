@@ -253,3 +253,41 @@ fn load_without_no_new_privs_or_cap_sys_admin_fails() {
         }
     });
 }
+
+#[test]
+fn allows_unconditionally_is_sure_only_when_every_rule_and_the_default_agree() {
+    use super::allows_unconditionally;
+    let profile = |default: LinuxSeccompAction, rules: Vec<LinuxSyscall>| {
+        let mut s = LinuxSeccomp::default();
+        s.set_default_action(default);
+        s.set_syscalls(Some(rules));
+        s
+    };
+    let allow = LinuxSeccompAction::ScmpActAllow;
+    let errno = LinuxSeccompAction::ScmpActErrno;
+    assert!(allows_unconditionally(&profile(allow, vec![]), "execveat"));
+    assert!(!allows_unconditionally(
+        &profile(allow, vec![rule(&["execveat"], errno, Some(1))]),
+        "execveat"
+    ));
+    assert!(!allows_unconditionally(&profile(errno, vec![]), "execveat"));
+    assert!(allows_unconditionally(
+        &profile(errno, vec![rule(&["execve", "execveat"], allow, None)]),
+        "execveat"
+    ));
+    let mut conditional = rule(&["execveat"], allow, None);
+    conditional.set_args(Some(vec![LinuxSeccompArgBuilder::default()
+        .index(4usize)
+        .value(0u64)
+        .op(LinuxSeccompOperator::ScmpCmpEq)
+        .build()
+        .unwrap()]));
+    assert!(!allows_unconditionally(
+        &profile(errno, vec![conditional]),
+        "execveat"
+    ));
+    assert!(allows_unconditionally(
+        &docker_default_profile(),
+        "execveat"
+    ));
+}
