@@ -22,42 +22,61 @@ pub fn spec_of(c: &Container) -> ApiResult<Spec> {
 /// Creates the task of `c`: bundle, rootfs, shim, init (waiting for start).
 pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task> {
     let _lock = d.task_locks.lock(ns, &c.id).await;
+    let began = std::time::Instant::now();
     let mut spec = spec_of(c)?;
     let opts = c.options.clone().unwrap_or_default();
     let bundle = d.bundles.create(ns, &c.id, &spec)?;
     let result = async {
-        let rootfs = if opts.rootfs.is_empty() {
-            crate::images::mount_rootfs(d, ns, c, &bundle.join("rootfs"))?;
-            bundle.join("rootfs")
-        } else {
-            opts.rootfs.clone().into()
+        let bundled = began.elapsed();
+        // The shim starts (its process is spawned at the first poll, so first in the join)
+        // while the rootfs is mounted and the network set up (CNI plugins take a while); it
+        // reads config.json only at create.
+        let shim_start = async {
+            let shim = d.shims.start(ns, &c.id, &bundle).await;
+            (shim, began.elapsed())
         };
-        // The shim starts while the network is set up (CNI plugins take a while); it reads
-        // config.json only at create.
         let spec_ready = async {
+            let rootfs = if opts.rootfs.is_empty() {
+                crate::images::mount_rootfs(d, ns, c, &bundle.join("rootfs"))?;
+                bundle.join("rootfs")
+            } else {
+                opts.rootfs.clone().into()
+            };
             finish_spec(d, ns, &mut spec, &rootfs, &opts).await?;
             crate::network::setup(d, ns, &c.id, &opts, &mut spec, &bundle).await?;
-            crate::bundle::write_spec(&bundle, &spec)
+            crate::bundle::write_spec(&bundle, &spec)?;
+            Ok::<_, ApiError>(began.elapsed())
         };
-        let (ready, shim) = tokio::join!(spec_ready, d.shims.start(ns, &c.id, &bundle));
-        ready?;
-        let mut client = shim?;
-        // Subscribe before the process can exit, so no exit is missed.
-        let events = client.events(shim::Empty {}).await?.into_inner();
+        let ((shim, shim_up), ready) = tokio::join!(shim_start, spec_ready);
+        let spec_written = ready?;
+        let client = shim?;
+        let both = began.elapsed();
         let log = if opts.log_path.is_empty() {
             d.log_path(ns, &c.id)
         } else {
             opts.log_path.clone().into()
         };
-        let pid = client
-            .create(shim::CreateRequest {
+        // Subscribed before the process can exit (it waits for start), so no exit is missed;
+        // the two calls share the round trip.
+        let (mut subscriber, mut creator) = (client.clone(), client);
+        let (events, created) = tokio::join!(
+            subscriber.events(shim::Empty {}),
+            creator.create(shim::CreateRequest {
                 bundle: bundle.display().to_string(),
                 stdin: opts.stdin,
                 log_path: log.display().to_string(),
             })
-            .await?
-            .into_inner()
-            .pid;
+        );
+        let events = events?.into_inner();
+        let pid = created?.into_inner().pid;
+        tracing::debug!(
+            id = c.id,
+            bundle = ?bundled,
+            shim_up = ?shim_up,
+            spec_written = ?spec_written,
+            runtime_create = ?began.elapsed() - both,
+            "task created"
+        );
         forward_events(
             d.clone(),
             ns.to_string(),

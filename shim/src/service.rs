@@ -5,9 +5,9 @@ use std::pin::Pin;
 
 use berth_proto::shim::v1::shim_server::Shim;
 use berth_proto::shim::v1::{
-    CreateRequest, CreateResponse, Empty, Event, ExecRequest, ExitStatus, KillRequest, Output,
-    PidsResponse, ProcessRequest, ResizePtyRequest, ShutdownRequest, StartResponse, StateResponse,
-    StatsResponse, StdinChunk, UpdateRequest,
+    AdoptRequest, AdoptResponse, CreateRequest, CreateResponse, Empty, Event, ExecRequest,
+    ExitStatus, KillRequest, Output, PidsResponse, ProcessRequest, ResizePtyRequest,
+    ShutdownRequest, StartResponse, StateResponse, StatsResponse, StdinChunk, UpdateRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -33,12 +33,44 @@ impl ShimService {
     }
 }
 
+/// The never-ending answer of Hold. Dropped when the holder's connection goes: a spare that no
+/// task adopted by then shuts down.
+struct Hold {
+    task: Shared,
+}
+
+impl Stream for Hold {
+    type Item = Result<Empty, Status>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Ok(t) = self.task.lock() {
+            if t.is_spare() {
+                tracing::info!("the berthd holding this spare shim is gone");
+                t.shutdown.notify_one();
+            }
+        }
+    }
+}
+
 /// Creating or starting a process allocates a lot briefly (spec parsing, seccomp, fork
-/// bookkeeping); give the freed heap back so an idle shim stays small. Only after those calls:
-/// State, Wait and Stats stay cheap.
+/// bookkeeping); give the freed heap back so an idle shim stays small. Only after those calls
+/// (State, Wait and Stats stay cheap), and after the answer is on its way: a task of its own
+/// that runs once the handler has returned.
 fn trim_heap() {
-    // SAFETY: malloc_trim only releases free heap memory to the kernel.
-    unsafe { libc::malloc_trim(0) };
+    tokio::spawn(async {
+        tokio::task::yield_now().await;
+        // SAFETY: malloc_trim only releases free heap memory to the kernel.
+        unsafe { libc::malloc_trim(0) };
+    });
 }
 
 #[tonic::async_trait]
@@ -193,6 +225,21 @@ impl Shim for ShimService {
             Ok(())
         })?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn adopt(&self, req: Request<AdoptRequest>) -> Reply<AdoptResponse> {
+        let r = req.into_inner();
+        let address =
+            self.with(|t| t.adopt(&r.namespace, &r.id, std::path::Path::new(&r.bundle)))?;
+        Ok(Response::new(AdoptResponse { address }))
+    }
+
+    type HoldStream = BoxStream<Empty>;
+
+    async fn hold(&self, _req: Request<Empty>) -> Reply<Self::HoldStream> {
+        Ok(Response::new(Box::pin(Hold {
+            task: self.task.clone(),
+        })))
     }
 
     type EventsStream = BoxStream<Event>;

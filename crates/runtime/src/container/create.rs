@@ -34,7 +34,9 @@ pub(crate) fn create(
         Some(spec) => spec,
         None => load_spec(&bundle)?,
     };
+    let began = std::time::Instant::now();
     let checked = Checked::new(&spec, &bundle, id, opts.seccomp_cache.as_deref())?;
+    let checked_in = began.elapsed();
 
     DirBuilder::new()
         .recursive(true)
@@ -99,8 +101,16 @@ pub(crate) fn create(
         self_attach: cgroup.self_attach_files().unwrap_or_default(),
         trampoline: checked.trampoline,
     };
+    let prepared_in = began.elapsed();
     let pid = process::spawn(&cfg, Some(&cgroup), setup_cgroup)?;
     drop(cfg);
+    tracing::debug!(
+        id,
+        checks = ?checked_in,
+        prepare = ?prepared_in - checked_in,
+        spawn = ?began.elapsed() - prepared_in,
+        "init created"
+    );
 
     let start_time = state::process_start_time(pid)
         .ok_or_else(|| Error::Init("the container's init exited right after setup".into()))?;
