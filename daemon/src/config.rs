@@ -7,7 +7,6 @@
 //! group = "berth"                 # group allowed on the socket (mode 0660); none: root only
 //! log_level = "info"
 //! shim = "/usr/local/bin/berth-shim"  # default: next to berthd
-//! spare_shim = true                    # keep one shim started ahead of need (default)
 //! metrics_address = "127.0.0.1:9323"  # Prometheus /metrics; off when absent
 //! cgroup_root = "/berth"          # containers go to <cgroup_root>/<namespace>/<id>
 //! cni_conf_dir = "/etc/cni/net.d"
@@ -40,8 +39,6 @@ pub struct Config {
     pub group: Option<String>,
     pub log_level: String,
     pub shim: Option<PathBuf>,
-    /// Keep one shim started ahead of need, so creating a task does not wait for one.
-    pub spare_shim: bool,
     pub metrics_address: Option<String>,
     pub cgroup_root: String,
     pub cni_conf_dir: PathBuf,
@@ -83,7 +80,6 @@ impl Default for Config {
             group: None,
             log_level: "info".into(),
             shim: None,
-            spare_shim: true,
             metrics_address: None,
             cgroup_root: "/berth".into(),
             cni_conf_dir: PathBuf::from("/etc/cni/net.d"),

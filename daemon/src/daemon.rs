@@ -57,7 +57,7 @@ impl Daemon {
         Ok(Daemon {
             network,
             images,
-            shims: Shims::new(cfg.shim_binary(), cfg.sockets_dir(), cfg.spare_shim),
+            shims: Shims::new(cfg.shim_binary(), cfg.sockets_dir()),
             bundles: Bundles::new(cfg.tasks_dir()),
             cfg,
             store,

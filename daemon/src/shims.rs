@@ -1,9 +1,5 @@
 //! The shim manager: starts a shim per task (`berth-shim start` handshake), stores its
 //! bootstrap answer in the bundle, and keeps one client per live shim.
-//!
-//! One spare shim (`berth-shim start --spare`) is kept ready: creating a task adopts it (one
-//! call) instead of waiting for a new shim process to start, and a new spare is started off the
-//! caller's path. The spare holds a call open to us and exits when we go.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -33,158 +29,52 @@ pub struct Shims {
     /// Live shims this berthd cannot speak to (their protocol version is out of range), with
     /// why: reported by Tasks.Get, ps, inspect and doctor, and never killed or cleaned up.
     incompatible: Mutex<HashMap<(String, String), String>>,
-    /// The spare shim, if one is ready; locked while one is being started.
-    spare: Arc<tokio::sync::Mutex<Option<Spare>>>,
-    keep_spare: bool,
-    /// Spares taken for a task whose bootstrap.json is not stored yet.
-    adopting: Mutex<Vec<i32>>,
-}
-
-/// A started shim serving no task yet.
-struct Spare {
-    client: Client,
-    pid: i32,
-    version: u32,
-    /// Our Hold call: when berthd goes, the spare sees it end and exits.
-    _hold: tonic::Streaming<berth_proto::shim::v1::Empty>,
 }
 
 impl Shims {
-    pub fn new(binary: PathBuf, socket_dir: PathBuf, keep_spare: bool) -> Shims {
+    pub fn new(binary: PathBuf, socket_dir: PathBuf) -> Shims {
         Shims {
             binary,
             exe: Mutex::new(None),
             socket_dir,
             clients: Mutex::new(HashMap::new()),
             incompatible: Mutex::new(HashMap::new()),
-            spare: Arc::new(tokio::sync::Mutex::new(None)),
-            keep_spare,
-            adopting: Mutex::new(Vec::new()),
         }
     }
 
-    /// Starts (or finds) the shim of a task and connects to it: the spare shim if one is
-    /// ready, else a new one.
+    /// Starts (or finds) the shim of a task and connects to it.
     pub async fn start(&self, ns: &str, id: &str, bundle: &Path) -> Result<Client, ApiError> {
-        let adopted = self.adopt_spare(ns, id, bundle).await;
-        self.refill();
-        match adopted {
-            Some(client) => Ok(client),
-            None => self.start_new(ns, id, bundle).await,
-        }
-    }
-
-    /// Starts a spare shim in the background if none is ready (and spares are on).
-    pub fn refill(&self) {
-        if !self.keep_spare {
-            return;
-        }
-        let slot = self.spare.clone();
-        let (binary, socket_dir, exe) =
-            (self.binary.clone(), self.socket_dir.clone(), self.program());
-        tokio::spawn(async move {
-            let Ok(mut slot) = slot.try_lock() else {
-                return; // one is being started
-            };
-            if slot.is_some() {
-                return;
-            }
-            let args = ["start".to_string(), "--spare".to_string()];
-            match launch(&binary, exe.as_deref(), &args, &socket_dir, "a spare shim").await {
-                Ok(boot) => match hold(&boot).await {
-                    Ok(spare) => *slot = Some(spare),
-                    Err(e) => {
-                        tracing::warn!("connecting to a spare shim: {e}");
-                        kill(boot.pid);
-                    }
-                },
-                Err(e) => tracing::warn!("starting a spare shim: {e}"),
-            }
-        });
-    }
-
-    /// Spare shims that are ours though no bundle names them: the ready one and any being
-    /// adopted. None while one is being started (its pid is not known yet). The orphan pass
-    /// leaves these alone.
-    pub fn unnamed_spares(&self) -> Option<Vec<i32>> {
-        let mut pids = self.adopting.lock().ok()?.clone();
-        pids.extend(self.spare.try_lock().ok()?.as_ref().map(|s| s.pid));
-        Some(pids)
-    }
-
-    /// Gives the ready spare shim this task. None when there is no spare (or it is being
-    /// started) or it refused; a refusing spare is killed.
-    async fn adopt_spare(&self, ns: &str, id: &str, bundle: &Path) -> Option<Client> {
-        let spare = {
-            let mut slot = self.spare.try_lock().ok()?;
-            let spare = slot.take()?;
-            if let Ok(mut a) = self.adopting.lock() {
-                a.push(spare.pid);
-            }
-            spare
-        };
-        let pid = spare.pid;
-        let client = self.adopt(spare, ns, id, bundle).await;
-        if let Ok(mut a) = self.adopting.lock() {
-            a.retain(|p| *p != pid);
-        }
-        client
-    }
-
-    async fn adopt(&self, spare: Spare, ns: &str, id: &str, bundle: &Path) -> Option<Client> {
-        let Spare {
-            mut client,
-            pid,
-            version,
-            _hold,
-        } = spare;
-        let req = berth_proto::shim::v1::AdoptRequest {
-            namespace: ns.to_string(),
-            id: id.to_string(),
-            bundle: bundle.display().to_string(),
-        };
-        let address = match client.adopt(req).await {
-            Ok(r) => r.into_inner().address,
-            Err(e) => {
-                tracing::warn!(id, "the spare shim refused the task: {}", e.message());
-                kill(pid);
-                return None;
-            }
-        };
-        let boot = Bootstrap {
-            version,
-            address,
-            protocol: "grpc".into(),
-            pid,
-        };
-        if let Err(e) = boot.store(bundle) {
-            tracing::warn!(id, "storing bootstrap.json: {e}");
-            kill(pid);
-            return None;
-        }
-        if let Ok(mut m) = self.clients.lock() {
-            m.insert((ns.to_string(), id.to_string()), client.clone());
-        }
-        Some(client)
-    }
-
-    /// Starts a new shim for the task (`berth-shim start`) and connects to it.
-    async fn start_new(&self, ns: &str, id: &str, bundle: &Path) -> Result<Client, ApiError> {
         // Held until the shim has exec'd: the path below names this fd.
         let exe = self.program();
-        let args = ["start", "--namespace", ns, "--id", id, "--bundle"]
-            .map(String::from)
-            .into_iter()
-            .chain([bundle.display().to_string()])
-            .collect::<Vec<_>>();
-        let boot = launch(
-            &self.binary,
-            exe.as_deref(),
-            &args,
-            &self.socket_dir,
-            &format!("the shim of {id:?}"),
-        )
-        .await?;
+        let mut cmd = match &exe {
+            Some(fd) => tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => tokio::process::Command::new(&self.binary),
+        };
+        let run = cmd
+            .arg0(&self.binary)
+            .args(["start", "--namespace", ns, "--id", id, "--bundle"])
+            .arg(bundle)
+            .arg("--socket-dir")
+            .arg(&self.socket_dir)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(START_TIMEOUT, run)
+            .await
+            .map_err(|_| {
+                ApiError::Internal(format!(
+                    "the shim of {id:?} did not start within {START_TIMEOUT:?}"
+                ))
+            })?
+            .map_err(|e| ApiError::internal(&format!("running {}", self.binary.display()), e))?;
+        if !out.status.success() {
+            return Err(ApiError::Internal(format!(
+                "starting the shim failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let boot: Bootstrap = serde_json::from_slice(&out.stdout)
+            .map_err(|e| ApiError::internal("the shim's bootstrap answer", e))?;
         if !berth_proto::shim::v1::speaks(boot.version) {
             // A shim binary this berthd cannot drive: it just started and owns nothing yet.
             let _ = nix::sys::signal::kill(
@@ -294,69 +184,6 @@ impl Shims {
         }
         Ok(client)
     }
-}
-
-/// Runs `berth-shim <args> --socket-dir <dir>` (through the read-only clone `exe` when there
-/// is one) and reads its bootstrap answer.
-async fn launch(
-    binary: &Path,
-    exe: Option<&OwnedFd>,
-    args: &[String],
-    socket_dir: &Path,
-    what: &str,
-) -> Result<Bootstrap, ApiError> {
-    let mut cmd = match exe {
-        Some(fd) => tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        None => tokio::process::Command::new(binary),
-    };
-    let run = cmd
-        .arg0(binary)
-        .args(args)
-        .arg("--socket-dir")
-        .arg(socket_dir)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(START_TIMEOUT, run)
-        .await
-        .map_err(|_| ApiError::Internal(format!("{what} did not start within {START_TIMEOUT:?}")))?
-        .map_err(|e| ApiError::internal(&format!("running {}", binary.display()), e))?;
-    if !out.status.success() {
-        return Err(ApiError::Internal(format!(
-            "starting the shim failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| ApiError::internal("the shim's bootstrap answer", e))
-}
-
-/// Connects to a spare shim and opens the Hold call that keeps it.
-async fn hold(boot: &Bootstrap) -> Result<Spare, String> {
-    if !berth_proto::shim::v1::speaks(boot.version) {
-        return Err(format!("it speaks shim protocol {}", boot.version));
-    }
-    let mut client = berth_proto::shim::connect(&boot.address)
-        .await
-        .map_err(|e| e.to_string())?;
-    let hold = client
-        .hold(berth_proto::shim::v1::Empty {})
-        .await
-        .map_err(|e| e.message().to_string())?
-        .into_inner();
-    Ok(Spare {
-        client,
-        pid: boot.pid,
-        version: boot.version,
-        _hold: hold,
-    })
-}
-
-fn kill(pid: i32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
 
 fn unsupported(id: &str, version: u32) -> String {

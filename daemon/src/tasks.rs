@@ -42,13 +42,16 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
             } else {
                 opts.rootfs.clone().into()
             };
+            let mounted = began.elapsed();
             finish_spec(d, ns, &mut spec, &rootfs, &opts).await?;
+            let finished = began.elapsed();
             crate::network::setup(d, ns, &c.id, &opts, &mut spec, &bundle).await?;
+            let networked = began.elapsed();
             crate::bundle::write_spec(&bundle, &spec)?;
-            Ok::<_, ApiError>(began.elapsed())
+            Ok::<_, ApiError>([mounted, finished, networked, began.elapsed()])
         };
         let ((shim, shim_up), ready) = tokio::join!(shim_start, spec_ready);
-        let spec_written = ready?;
+        let [mounted, finished, networked, spec_written] = ready?;
         let client = shim?;
         let both = began.elapsed();
         let log = if opts.log_path.is_empty() {
@@ -73,6 +76,9 @@ pub async fn create(d: &Arc<Daemon>, ns: &str, c: &Container) -> ApiResult<Task>
             id = c.id,
             bundle = ?bundled,
             shim_up = ?shim_up,
+            mounted = ?mounted,
+            spec_finished = ?finished,
+            networked = ?networked,
             spec_written = ?spec_written,
             runtime_create = ?began.elapsed() - both,
             "task created"

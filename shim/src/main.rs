@@ -39,18 +39,14 @@ enum Command {
     Start {
         #[arg(long, default_value = "default")]
         namespace: String,
-        #[arg(long, required_unless_present = "spare")]
-        id: Option<String>,
+        #[arg(long)]
+        id: String,
         /// The task's bundle (config.json, rootfs); the exit file and shim.log go here.
-        #[arg(long, required_unless_present = "spare")]
-        bundle: Option<PathBuf>,
+        #[arg(long)]
+        bundle: PathBuf,
         /// Where the shim's socket is created.
         #[arg(long)]
         socket_dir: PathBuf,
-        /// Start a shim with no task yet, which a later Adopt call gives one (berthd keeps one
-        /// ready so that creating a task does not wait for a shim to start).
-        #[arg(long, conflicts_with_all = ["id", "bundle"])]
-        spare: bool,
     },
 }
 
@@ -66,53 +62,8 @@ fn main() -> anyhow::Result<()> {
             id,
             bundle,
             socket_dir,
-            spare,
-        } => match (id, bundle) {
-            (Some(id), Some(bundle)) if !spare => start(&namespace, &id, &bundle, &socket_dir),
-            _ => start_spare(&socket_dir),
-        },
+        } => start(&namespace, &id, &bundle, &socket_dir),
     }
-}
-
-/// `start --spare`: a shim on a socket of its own name, serving no task until Adopt.
-fn start_spare(socket_dir: &std::path::Path) -> anyhow::Result<()> {
-    make_socket_dir(socket_dir)?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let path = socket_dir.join(format!("spare-{}-{stamp}.sock", std::process::id()));
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let sock = path.clone();
-    let pid = detach::detach(
-        listener,
-        std::path::Path::new("/dev/null"),
-        move |l, ready| serve("", PathBuf::new(), l, ready, sock),
-    )?;
-    answer(format!("unix://{}", path.display()), pid)
-}
-
-fn make_socket_dir(socket_dir: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(socket_dir)
-        .with_context(|| format!("creating {}", socket_dir.display()))?;
-    std::fs::set_permissions(socket_dir, std::fs::Permissions::from_mode(0o700))?;
-    Ok(())
-}
-
-/// Prints the bootstrap answer for the starter (berthd).
-fn answer(address: String, pid: i32) -> anyhow::Result<()> {
-    let answer = Bootstrap {
-        version: PROTOCOL_VERSION,
-        address,
-        protocol: "grpc".into(),
-        pid,
-    };
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &answer)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 fn start(
@@ -124,7 +75,9 @@ fn start(
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {}", bundle.display()))?;
-    make_socket_dir(socket_dir)?;
+    std::fs::create_dir_all(socket_dir)
+        .with_context(|| format!("creating {}", socket_dir.display()))?;
+    std::fs::set_permissions(socket_dir, std::fs::Permissions::from_mode(0o700))?;
     let path = bootstrap::socket_path(socket_dir, namespace, id);
     let address = format!("unix://{}", path.display());
     let pid = match bootstrap::live_shim(&path) {
@@ -145,7 +98,16 @@ fn start(
             )?
         }
     };
-    answer(address, pid)
+    let answer = Bootstrap {
+        version: PROTOCOL_VERSION,
+        address,
+        protocol: "grpc".into(),
+        pid,
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &answer)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// How long in-flight calls may take to finish once the shim shuts down.
@@ -188,7 +150,7 @@ fn serve(
             .parent()
             .and_then(|s| s.parent())
             .map(|state| state.join("seccomp"));
-        let task = Arc::new(Mutex::new(task::Task::new(id, bundle, cache, socket)));
+        let task = Arc::new(Mutex::new(task::Task::new(id, bundle, cache)));
         let shutdown = task
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -224,10 +186,7 @@ fn serve(
             r = server => r?,
             () = forced => tracing::warn!("calls still open at shutdown; exiting anyway"),
         }
-        // Adopt may have moved the socket.
-        if let Ok(t) = task.lock() {
-            let _ = std::fs::remove_file(&t.socket);
-        }
+        let _ = std::fs::remove_file(&socket);
         tracing::info!("shim exiting");
         Ok(())
     })

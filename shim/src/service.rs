@@ -5,9 +5,9 @@ use std::pin::Pin;
 
 use berth_proto::shim::v1::shim_server::Shim;
 use berth_proto::shim::v1::{
-    AdoptRequest, AdoptResponse, CreateRequest, CreateResponse, Empty, Event, ExecRequest,
-    ExitStatus, KillRequest, Output, PidsResponse, ProcessRequest, ResizePtyRequest,
-    ShutdownRequest, StartResponse, StateResponse, StatsResponse, StdinChunk, UpdateRequest,
+    CreateRequest, CreateResponse, Empty, Event, ExecRequest, ExitStatus, KillRequest, Output,
+    PidsResponse, ProcessRequest, ResizePtyRequest, ShutdownRequest, StartResponse, StateResponse,
+    StatsResponse, StdinChunk, UpdateRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -30,34 +30,6 @@ impl ShimService {
             .lock()
             .map_err(|_| Status::internal("task state poisoned"))?;
         f(&mut task).map_err(Status::from)
-    }
-}
-
-/// The never-ending answer of Hold. Dropped when the holder's connection goes: a spare that no
-/// task adopted by then shuts down.
-struct Hold {
-    task: Shared,
-}
-
-impl Stream for Hold {
-    type Item = Result<Empty, Status>;
-
-    fn poll_next(
-        self: Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        std::task::Poll::Pending
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        if let Ok(t) = self.task.lock() {
-            if t.is_spare() {
-                tracing::info!("the berthd holding this spare shim is gone");
-                t.shutdown.notify_one();
-            }
-        }
     }
 }
 
@@ -225,21 +197,6 @@ impl Shim for ShimService {
             Ok(())
         })?;
         Ok(Response::new(Empty {}))
-    }
-
-    async fn adopt(&self, req: Request<AdoptRequest>) -> Reply<AdoptResponse> {
-        let r = req.into_inner();
-        let address =
-            self.with(|t| t.adopt(&r.namespace, &r.id, std::path::Path::new(&r.bundle)))?;
-        Ok(Response::new(AdoptResponse { address }))
-    }
-
-    type HoldStream = BoxStream<Empty>;
-
-    async fn hold(&self, _req: Request<Empty>) -> Reply<Self::HoldStream> {
-        Ok(Response::new(Box::pin(Hold {
-            task: self.task.clone(),
-        })))
     }
 
     type EventsStream = BoxStream<Event>;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_proto::shim::v1::{event, Event, ExitStatus};
@@ -34,16 +34,12 @@ pub struct Task {
     pub shutdown: Arc<Notify>,
     /// Compiled seccomp filters shared by the host's shims.
     pub seccomp_cache: Option<PathBuf>,
-    /// The socket we serve on (removed when the shim exits; Adopt renames it).
-    pub socket: PathBuf,
 }
 
 impl Task {
-    /// A task of id `id` in `bundle`; an empty id is a spare shim's task, until [`Task::adopt`].
-    pub fn new(id: &str, bundle: PathBuf, seccomp_cache: Option<PathBuf>, socket: PathBuf) -> Task {
+    pub fn new(id: &str, bundle: PathBuf, seccomp_cache: Option<PathBuf>) -> Task {
         let runtime = Runtime::new(bundle.join(".runtime"));
         Task {
-            socket,
             id: id.to_string(),
             bundle,
             runtime,
@@ -56,60 +52,7 @@ impl Task {
         }
     }
 
-    /// Whether this is a spare shim that no task has adopted yet.
-    pub fn is_spare(&self) -> bool {
-        self.id.is_empty()
-    }
-
-    /// Gives a spare shim its task: the socket moves to the task's name, stderr to the bundle's
-    /// shim.log. Returns the new address.
-    pub fn adopt(&mut self, namespace: &str, id: &str, bundle: &Path) -> Result<String, TaskError> {
-        if !self.is_spare() {
-            return Err(TaskError::FailedPrecondition(format!(
-                "this shim serves task {} already",
-                self.id
-            )));
-        }
-        if id.is_empty() || namespace.is_empty() {
-            return Err(TaskError::InvalidArgument(
-                "adopt needs a namespace and an id".into(),
-            ));
-        }
-        let bundle = bundle
-            .canonicalize()
-            .map_err(|e| TaskError::InvalidArgument(format!("bundle {}: {e}", bundle.display())))?;
-        let dir = self
-            .socket
-            .parent()
-            .ok_or_else(|| TaskError::Internal("the spare's socket has no directory".into()))?;
-        let path = crate::bootstrap::socket_path(dir, namespace, id);
-        if let Some(pid) = crate::bootstrap::live_shim(&path) {
-            return Err(TaskError::AlreadyExists(format!(
-                "task {id} is served by shim {pid} already"
-            )));
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(bundle.join("shim.log"))
-            .map_err(|e| internal("opening shim.log", e))?;
-        std::fs::rename(&self.socket, &path).map_err(|e| internal("moving the socket", e))?;
-        // SAFETY: dup2 onto stderr; the log file's own fd is closed when `log` drops.
-        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), 2) };
-        self.socket = path;
-        self.runtime = Runtime::new(bundle.join(".runtime"));
-        self.bundle = bundle;
-        self.id = id.to_string();
-        tracing::info!(id, "spare shim adopted");
-        Ok(format!("unix://{}", self.socket.display()))
-    }
-
     pub fn create(&mut self, stdin: bool, log_path: Option<PathBuf>) -> Result<i32, TaskError> {
-        if self.is_spare() {
-            return Err(TaskError::FailedPrecondition(
-                "this spare shim has no task yet".into(),
-            ));
-        }
         if self.init.is_some() {
             return Err(TaskError::AlreadyExists(format!(
                 "task {} already created",

@@ -84,8 +84,6 @@ pub fn startup(d: &Arc<Daemon>) {
     let d = d.clone();
     tokio::spawn(async move {
         let found = run(&d, false).await;
-        // After the pass: a spare started earlier would look like a shim nothing uses.
-        d.shims.refill();
         let n = found
             .iter()
             .filter(|o| o.kind != "incompatible-shim")

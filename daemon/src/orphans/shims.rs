@@ -12,41 +12,7 @@ use crate::daemon::Daemon;
 
 pub async fn pass(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
     let mut out = Vec::new();
-    let (named, spares) = list(&d.cfg.sockets_dir());
-    let mut shims = named;
-    // A spare shim (started with no task) is known by the bundle that names it once adopted;
-    // one no bundle names is our ready spare, or left over.
-    let by_pid = bootstrap_pids(&d.cfg.state.join("tasks"));
-    let ours = d.shims.unnamed_spares();
-    for pid in spares {
-        if let Some((ns, id)) = by_pid.get(&pid) {
-            shims.push((pid, ns.clone(), id.clone()));
-            continue;
-        }
-        let Some(ours) = &ours else {
-            continue; // one is being started right now: its pid is not known
-        };
-        if ours.contains(&pid) || !alive(pid) {
-            continue;
-        }
-        let mut o = orphan(
-            "shim",
-            "",
-            "",
-            &pid.to_string(),
-            "a spare shim that this berthd did not start and no task adopted",
-        );
-        if !dry_run {
-            let r = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .map_err(|e| format!("kill {pid}: {e}"));
-            settle(&mut o, r);
-        }
-        out.push(o);
-    }
-    for (pid, ns, id) in shims {
+    for (pid, ns, id) in list(&d.cfg.sockets_dir()) {
         // Under the task's lock a create has either stored the shim's bootstrap or failed.
         let _lock = d.task_locks.lock(&ns, &id).await;
         let record = d.store.container(&ns, &id).ok().flatten().is_some();
@@ -74,32 +40,16 @@ pub async fn pass(d: &Arc<Daemon>, dry_run: bool) -> Vec<Orphan> {
     out
 }
 
-/// Every bundle's bootstrap.json under `tasks` (`<ns>/<id>/bootstrap.json`): pid -> (ns, id).
-fn bootstrap_pids(tasks: &Path) -> std::collections::HashMap<i32, (String, String)> {
-    let mut out = std::collections::HashMap::new();
-    for ns in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-        for t in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
-            if let Ok(b) = Bootstrap::load(&t.path()) {
-                let name = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().into_owned();
-                out.insert(b.pid, (name(&ns), name(&t)));
-            }
-        }
-    }
-    out
-}
-
 /// Serving shims of this daemon: `berth-shim start ... --socket-dir <ours>` processes that
 /// lead their own session (the short-lived starter does not), in berthd's pid namespace, whose
 /// parent is not such a process too: a container's init is forked by its shim and keeps the
-/// shim's command line until it execs (a pod sandbox's holder never does). (pid, ns, id) of
-/// those started for a task, and the pids of those started as spares (`--spare`).
-fn list(socket_dir: &Path) -> (Vec<(i32, String, String)>, Vec<i32>) {
+/// shim's command line until it execs (a pod sandbox's holder never does). (pid, ns, id).
+fn list(socket_dir: &Path) -> Vec<(i32, String, String)> {
     let mut out = Vec::new();
-    let mut spares = Vec::new();
     let mut parents = std::collections::HashMap::new();
     let own_pid_ns = std::fs::read_link("/proc/self/ns/pid").ok();
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return (out, spares);
+        return out;
     };
     for p in procs.flatten() {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -125,14 +75,10 @@ fn list(socket_dir: &Path) -> (Vec<(i32, String, String)>, Vec<i32>) {
                 .and_then(|i| args.get(i + 1))
                 .cloned()
         };
-        let spare = args.iter().any(|a| a == "--spare");
-        let Some(dir) = flag("--socket-dir") else {
+        let (Some(ns), Some(id), Some(dir)) =
+            (flag("--namespace"), flag("--id"), flag("--socket-dir"))
+        else {
             continue;
-        };
-        let (ns, id) = match (flag("--namespace"), flag("--id")) {
-            (Some(ns), Some(id)) if !spare => (ns, id),
-            _ if spare => (String::new(), String::new()),
-            _ => continue,
         };
         let Some((ppid, sid)) = parent_and_session(pid) else {
             continue;
@@ -144,21 +90,15 @@ fn list(socket_dir: &Path) -> (Vec<(i32, String, String)>, Vec<i32>) {
             continue;
         }
         parents.insert(pid, ppid);
-        if spare {
-            spares.push(pid);
-        } else {
-            out.push((pid, ns, id));
-        }
+        out.push((pid, ns, id));
     }
     // A candidate forked by another candidate is a container process, not a shim.
-    let is_container = |pid: &i32| {
+    out.retain(|(pid, _, _)| {
         parents
             .get(pid)
-            .is_some_and(|ppid| parents.contains_key(ppid) || is_shim(*ppid))
-    };
-    out.retain(|(pid, _, _)| !is_container(pid));
-    spares.retain(|pid| !is_container(pid));
-    (out, spares)
+            .is_none_or(|ppid| !parents.contains_key(ppid) && !is_shim(*ppid))
+    });
+    out
 }
 
 /// Whether a process runs the berth-shim binary (any command line).
