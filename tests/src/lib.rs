@@ -15,6 +15,7 @@ pub mod hostile_images;
 pub mod images;
 pub mod images_registry;
 pub mod netslot;
+pub mod oci;
 pub mod output;
 pub mod reaper;
 pub mod rootfs;

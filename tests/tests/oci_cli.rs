@@ -6,47 +6,13 @@ use std::time::{Duration, Instant};
 
 use berth_tests::bin::berth_oci;
 use berth_tests::guard::TIMEOUT;
+use berth_tests::oci::Cli;
 use berth_tests::{bundle, Capture, ContainerGuard};
 use serde_json::Value;
 
-/// What one `berth-oci` invocation did.
-#[derive(Debug)]
-struct Cli {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `berth-oci --root <state root> <args>` (output into files, so a detached container
-/// holding them open cannot block us), with a timeout.
+/// `berth-oci --root <state root> <args>` (see [`berth_tests::oci::run`]).
 fn oci(guard: &ContainerGuard, args: &[&str]) -> Cli {
-    let (out, err) = (Capture::new(), Capture::new());
-    let mut child = Command::new(berth_oci())
-        .arg("--root")
-        .arg(guard.state_root())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(out.fd())
-        .stderr(err.fd())
-        .spawn()
-        .expect("spawning berth-oci");
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for berth-oci") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("berth-oci {args:?} timed out: {}{}", out.text(), err.text());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Cli {
-        code: status.code(),
-        stdout: out.text(),
-        stderr: err.text(),
-    }
+    berth_tests::oci::run(guard.state_root(), args)
 }
 
 /// `berth-oci spec` in the guard's bundle, then the test's changes: `args`, no terminal, the

@@ -82,7 +82,7 @@ fn a_program_interpreted_by_proc_self_exe_never_reaches_the_runtime_binary() {
         ],
     );
     let stderr = &out.stderr;
-    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert_eq!(out.code, Some(127), "{stderr}");
     assert!(stderr.contains("berth-exec: no program to run"), "{stderr}");
     assert_eq!(std::fs::read(bin::berth_oci()).unwrap(), before);
 }
@@ -96,44 +96,23 @@ fn exec_into_a_container_created_without_protection_waits_for_start() {
     spec.save(guard.bundle().join("config.json")).unwrap();
     let bundle = guard.bundle().to_str().unwrap().to_string();
     let create = oci(&guard, &["create", "--bundle", &bundle, guard.id()]);
-    assert!(create.status.success(), "{create:?}");
+    assert!(create.success(), "{create:?}");
     let early = oci(&guard, &["exec", guard.id(), "true"]);
     let stderr = &early.stderr;
-    assert!(!early.status.success(), "exec before start worked");
+    assert!(!early.success(), "exec before start worked");
     assert!(stderr.contains("before it is started"), "{stderr}");
-    assert!(oci(&guard, &["start", guard.id()]).status.success());
+    assert!(oci(&guard, &["start", guard.id()]).success());
     let later = oci(&guard, &["exec", guard.id(), "true"]);
-    assert!(later.status.success(), "{later:?}");
+    assert!(later.success(), "{later:?}");
     let pid = guard.runtime().load(guard.id()).unwrap().pid().unwrap();
-    assert!(oci(&guard, &["kill", guard.id(), "KILL"]).status.success());
+    assert!(oci(&guard, &["kill", guard.id(), "KILL"]).success());
     reaper::wait_exit(pid, Duration::from_secs(10));
-    assert!(oci(&guard, &["delete", guard.id()]).status.success());
+    assert!(oci(&guard, &["delete", guard.id()]).success());
 }
 
-/// What one berth-oci invocation did.
-#[derive(Debug)]
-struct Cli {
-    status: std::process::ExitStatus,
-    stderr: String,
-}
-
-/// `berth-oci --root <state root> <args>` with no stdin; output goes to files, which a
-/// container left running may keep open.
-fn oci(guard: &ContainerGuard, args: &[&str]) -> Cli {
-    let (out, err) = (Capture::new(), Capture::new());
-    let status = Command::new(bin::berth_oci())
-        .arg("--root")
-        .arg(guard.state_root())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.fd())
-        .stderr(err.fd())
-        .status()
-        .expect("running berth-oci");
-    Cli {
-        status,
-        stderr: err.text(),
-    }
+/// `berth-oci --root <state root> <args>` (see [`berth_tests::oci::run`]).
+fn oci(guard: &ContainerGuard, args: &[&str]) -> berth_tests::oci::Cli {
+    berth_tests::oci::run(guard.state_root(), args)
 }
 
 /// Until exec, the container's init is not dumpable: a process without CAP_SYS_PTRACE (even

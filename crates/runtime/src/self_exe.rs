@@ -30,8 +30,7 @@ struct MountAttr {
 /// Call it first thing in `main()` of every binary that creates container processes. In the
 /// re-executed process (its exe is already on a read-only mount) it returns at once.
 pub fn protect_self_exe() -> Result<()> {
-    let flags = statvfs("/proc/self/exe").map_err(|e| Error::sys("statvfs /proc/self/exe", e))?;
-    if flags.flags().contains(FsFlags::ST_RDONLY) {
+    if exe_is_protected(None) {
         return Ok(());
     }
     tracing::debug!("re-executing from a read-only clone of our binary");

@@ -92,6 +92,22 @@ unsafe fn exit(code: usize) -> ! {
     }
 }
 
+/// What the likely failures of execve mean, as strerror would say it.
+fn errno_text(errno: isize) -> &'static [u8] {
+    match errno {
+        1 => b"Operation not permitted",
+        2 => b"No such file or directory",
+        7 => b"Argument list too long",
+        8 => b"Exec format error",
+        12 => b"Cannot allocate memory",
+        13 => b"Permission denied",
+        20 => b"Not a directory",
+        26 => b"Text file busy",
+        40 => b"Too many levels of symbolic links",
+        _ => b"exec failed",
+    }
+}
+
 /// `sp` points at argc, followed by argv, NULL, envp, NULL (the ELF entry stack).
 unsafe extern "C" fn entry(sp: *const usize) -> ! {
     let argc = *sp;
@@ -117,9 +133,11 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
     }
     write_all(b"berth: exec ");
     write_all(c_str(path));
-    write_all(b": errno ");
+    write_all(b": ");
+    write_all(errno_text(errno));
+    write_all(b" (errno ");
     write_all(&digits[i..]);
-    write_all(b"\n");
+    write_all(b")\n");
     exit(if errno == 2 { 127 } else { 126 })
 }
 

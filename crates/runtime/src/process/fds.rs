@@ -87,6 +87,25 @@ pub(crate) fn install_stdio(fds: [Option<RawFd>; 3], above: RawFd) -> Result<(),
     Ok(())
 }
 
+/// Moves `fd` to the lowest free number at or above `min` (close-on-exec), so it is neither
+/// one of the fds passed to the container nor replaced by its stdio. Runs in a forked child.
+pub(crate) fn move_above(fd: RawFd, min: RawFd) -> Result<RawFd, ProcessError> {
+    if fd >= min {
+        return Ok(fd);
+    }
+    // SAFETY: fcntl/close on fd numbers this single-threaded child controls.
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if moved < 0 {
+        return Err(ProcessError::sys(
+            format!("moving fd {fd} to {min} or above"),
+            nix::errno::Errno::last(),
+        ));
+    }
+    // SAFETY: as above; the old number is ours and no longer used.
+    unsafe { libc::close(fd) };
+    Ok(moved)
+}
+
 fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: used only for fcntl on fd numbers this child controls; an invalid fd yields EBADF.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }

@@ -222,7 +222,9 @@ impl Driver {
 /// the parent moves `pid`.
 fn join_cgroup(cfg: &ChildConfig<'_>, cgroup: Option<&Manager>, pid: Pid) -> crate::Result<()> {
     match cgroup {
-        Some(cg) if cfg.self_attach.is_empty() => Ok(cg.add_task(pid.as_raw())?),
+        Some(cg) if cfg.self_attach.is_empty() => cg.add_task(pid.as_raw()).map_err(|e| {
+            ProcessError::Invalid(format!("moving process {pid} into the cgroup: {e}")).into()
+        }),
         _ => Ok(()),
     }
 }

@@ -14,7 +14,7 @@ use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use super::channel::{Channel, Message};
 use super::placement::Placement;
 use super::spawn::{ChildConfig, Kind};
-use super::{fds, namespaces, oom, stage2, trampoline, ProcessError};
+use super::{fds, namespaces, oom, stage2, ProcessError};
 
 pub(crate) fn run(
     cfg: &ChildConfig<'_>,
@@ -26,7 +26,7 @@ pub(crate) fn run(
     fds::close_all_except(3 + cfg.preserve_fds as RawFd, &inherited_fds(cfg, channel))?;
     let trampoline = cfg
         .trampoline
-        .map(|fd| trampoline::move_above(fd, 3 + cfg.preserve_fds as RawFd))
+        .map(|fd| fds::move_above(fd, 3 + cfg.preserve_fds as RawFd))
         .transpose()?;
     channel.expect(&Message::Go)?;
     if let Some(p) = placement {

@@ -85,25 +85,6 @@ pub(crate) fn covers(spec: &Spec, plan: &NamespacePlan) -> bool {
     plan.creates(LinuxNamespaceType::Pid) && !reaper && execveat_allowed && fd().is_some()
 }
 
-/// Moves `fd` to the lowest free number at or above `min` (close-on-exec), so it is neither
-/// one of the fds passed to the container nor replaced by its stdio. Runs in a forked child.
-pub(crate) fn move_above(fd: RawFd, min: RawFd) -> Result<RawFd, super::ProcessError> {
-    if fd >= min {
-        return Ok(fd);
-    }
-    // SAFETY: fcntl/close on fd numbers this single-threaded child controls.
-    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
-    if moved < 0 {
-        return Err(super::ProcessError::sys(
-            "moving the exec trampoline's fd",
-            nix::errno::Errno::last(),
-        ));
-    }
-    // SAFETY: as above; the old number is ours and no longer used.
-    unsafe { libc::close(fd) };
-    Ok(moved)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
