@@ -11,7 +11,7 @@ use crate::events::now_ns;
 use crate::tasks;
 
 pub async fn start(d: &Arc<Daemon>, id: &str) -> ApiResult<()> {
-    let mut record = records::container(d, id)?;
+    let record = records::container(d, id)?;
     if record.started_at_ns != 0 {
         return Err(ApiError::FailedPrecondition(format!(
             "container {:?} was already started",
@@ -33,6 +33,9 @@ pub async fn start(d: &Arc<Daemon>, id: &str) -> ApiResult<()> {
         }
     }
     tasks::create(d, NS, &c).await?;
+    // Before the call: a process that exits at once may report its exit (finished_at) before
+    // the call returns, and started_at must not come after it.
+    let started_at = now_ns();
     let started = async {
         let mut client = tasks::client(d, NS, &c.id).await?;
         client.start(shim::ProcessRequest::default()).await?;
@@ -43,7 +46,11 @@ pub async fn start(d: &Arc<Daemon>, id: &str) -> ApiResult<()> {
         let _ = tasks::remove_task(d, NS, &c, true).await;
         return Err(e);
     }
-    record.started_at_ns = now_ns();
+    // Read again under the exit lock: the reaper may have stored the exit of a process that
+    // ended meanwhile, and writing the record read above would lose it.
+    let _lock = records::exit_lock(d, id).await;
+    let mut record = records::container(d, id)?;
+    record.started_at_ns = started_at;
     records::put_container(d, &record)?;
     Ok(())
 }
