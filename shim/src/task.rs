@@ -162,11 +162,18 @@ impl Task {
         }
         let pid = proc.pid;
         if exec_id.is_empty() {
-            return Ok(self
-                .container
-                .as_ref()
-                .ok_or_else(no_task)?
-                .kill(sig, all)?);
+            let container = self.container.as_ref().ok_or_else(no_task)?;
+            return match container.kill(sig, all) {
+                // Died before the reaper saw it: the same answer as an exit already reaped.
+                Err(berth_runtime::Error::WrongState {
+                    status: berth_runtime::Status::Stopped,
+                    ..
+                }) => Err(TaskError::NotFound(format!(
+                    "process {} already exited",
+                    name(exec_id)
+                ))),
+                r => Ok(r?),
+            };
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
             .map_err(|e| internal(&format!("kill {pid}"), e))
