@@ -102,7 +102,26 @@ pub(crate) fn create(
         trampoline: checked.trampoline,
     };
     let prepared_in = began.elapsed();
-    let pid = process::spawn(&cfg, Some(&cgroup), setup_cgroup)?;
+    // The state is written while stage 2 sets up the rootfs; `undo` removes it on failure.
+    let mut saved = None;
+    let save_state = |pid| {
+        let init_start_time = state::process_start_time(pid)
+            .ok_or_else(|| Error::Init("the container's init exited during setup".into()))?;
+        let state = State {
+            id: id.to_string(),
+            init_pid: pid,
+            init_start_time,
+            bundle: bundle.clone(),
+            rootfs: checked.rootfs.clone(),
+            created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+            cgroup_path: checked.cgroup_path.clone(),
+            spec: spec.clone(),
+        };
+        state.save(&dir)?;
+        saved = Some(state);
+        Ok(())
+    };
+    let pid = process::spawn(&cfg, Some(&cgroup), setup_cgroup, save_state)?;
     drop(cfg);
     tracing::debug!(
         id,
@@ -112,27 +131,22 @@ pub(crate) fn create(
         "init created"
     );
 
-    let start_time = state::process_start_time(pid)
-        .ok_or_else(|| Error::Init("the container's init exited right after setup".into()))?;
-    let state = State {
-        id: id.to_string(),
-        init_pid: pid,
-        init_start_time: start_time,
-        bundle,
-        rootfs: checked.rootfs,
-        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        cgroup_path: checked.cgroup_path,
-        spec,
-    };
-    let saved = state.save(&dir).and_then(|()| match &opts.pid_file {
-        Some(path) => super::write_pid_file(path, pid),
-        None => Ok(()),
+    let state = saved
+        .filter(|s| s.init_pid == pid && state::init_alive(pid, s.init_start_time))
+        .ok_or_else(|| Error::Init("the container's init exited right after setup".into()));
+    let state = state.and_then(|state| match &opts.pid_file {
+        Some(path) => super::write_pid_file(path, pid).map(|()| state),
+        None => Ok(state),
     });
-    if let Err(e) = saved {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(e);
-    }
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(e);
+        }
+    };
     undo.dir = None;
     undo.cgroup = None;
     Ok(Container { dir, state })

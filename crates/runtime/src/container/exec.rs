@@ -61,7 +61,7 @@ pub(crate) fn exec(container: &Container, process: &Process, opts: ExecOptions) 
         self_attach: cgroup.self_attach_files().unwrap_or_default(),
         trampoline: None,
     };
-    let pid = process::spawn(&cfg, Some(&cgroup), || Ok(()))?;
+    let pid = process::spawn(&cfg, Some(&cgroup), || Ok(()), |_| Ok(()))?;
     if let Some(path) = &opts.pid_file {
         super::write_pid_file(path, pid)?;
     }

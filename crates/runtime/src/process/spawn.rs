@@ -80,12 +80,14 @@ impl InitConfig<'_> {
 
 /// Forks the stages and drives them until the process is ready (init: waiting for start;
 /// exec: exec'd). `setup_cgroup` (creating the cgroup and writing its limits) runs in the
-/// parent once stage 1 is forked, before anything joins the cgroup. Returns the host pid of
-/// the container process, the caller's child.
+/// parent once stage 1 is forked, before anything joins the cgroup; `on_pid` runs with the
+/// container process's host pid once stage 2 is under way (the parent's bookkeeping overlaps
+/// the rootfs setup). Returns that pid; the process is the caller's child.
 pub(crate) fn spawn(
     cfg: &ChildConfig<'_>,
     cgroup: Option<&Manager>,
     setup_cgroup: impl FnOnce() -> crate::Result<()>,
+    on_pid: impl FnOnce(i32) -> crate::Result<()>,
 ) -> crate::Result<i32> {
     let (parent, child) = channel::pair()?;
     // Only where the parent works while stage 1 does (see joins_in_stage2).
@@ -118,7 +120,7 @@ pub(crate) fn spawn(
         stage1: Some(stage1_pid),
         stage2: None,
     };
-    match driver.drive(cfg, cgroup, setup_cgroup) {
+    match driver.drive(cfg, cgroup, setup_cgroup, on_pid) {
         Ok(pid) => Ok(pid),
         Err(e) => {
             driver.abort();
@@ -139,7 +141,9 @@ impl Driver {
         cfg: &ChildConfig<'_>,
         cgroup: Option<&Manager>,
         setup_cgroup: impl FnOnce() -> crate::Result<()>,
+        on_pid: impl FnOnce(i32) -> crate::Result<()>,
     ) -> crate::Result<i32> {
+        let mut on_pid = Some(on_pid);
         let in_stage2 = cfg.joins_in_stage2();
         if in_stage2 {
             // Stage 1 creates namespaces meanwhile.
@@ -166,11 +170,15 @@ impl Driver {
                 }
                 Some(Message::Stage2Pid(pid)) => {
                     self.stage2 = Some(Pid::from_raw(pid));
-                    self.reap_stage1();
                     if in_stage2 {
                         join_cgroup(cfg, cgroup, Pid::from_raw(pid))?;
                     }
                     self.channel.send(&Message::Go)?;
+                    if let Some(f) = on_pid.take() {
+                        f(pid)?;
+                    }
+                    // Stage 1's exit (its memory torn down) is not on stage 2's way.
+                    self.reap_stage1();
                 }
                 Some(Message::Warn(w)) => tracing::warn!("{w}"),
                 Some(Message::Ready) if is_init => return self.stage2_pid(),
