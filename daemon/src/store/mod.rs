@@ -532,7 +532,23 @@ mod tests {
             let s = Store::open(dir.path()).unwrap();
             s.create_container("default", &container("a", "x")).unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.find_container("default", "x").unwrap().id, "a");
+    }
+
+    /// sled's flusher thread may still hold the dropped database (and its file lock) for a
+    /// moment; a new process (a restarted berthd) never meets that.
+    fn reopen(dir: &std::path::Path) -> Store {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(dir) {
+                Ok(s) => return s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening the store: {e}"),
+            }
+        }
     }
 }
