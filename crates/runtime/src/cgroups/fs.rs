@@ -160,9 +160,18 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
 
 /// Removes the cgroup `dir` and every child cgroup below it, deepest first.
 ///
-/// A missing directory is fine. `rmdir` is retried for about a second on `EBUSY`, which the
-/// kernel returns while the last processes of a cgroup are still exiting.
+/// A missing directory is fine. Most cgroups have no children, so `rmdir` comes first and the
+/// directory (dozens of control files) is listed only when that is refused. `rmdir` is then
+/// retried for about a second on `EBUSY`, which the kernel returns while the last processes of
+/// a cgroup are still exiting.
 pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        // EBUSY: child cgroups or exiting processes; ENOTEMPTY: a plain directory tree.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
     let subs = match subdirs(dir) {
         Ok(s) => s,
         Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {

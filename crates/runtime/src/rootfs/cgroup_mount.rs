@@ -2,13 +2,16 @@
 //! `cgroup` mount per hierarchy of the current process (plus symlinks for combined ones such as
 //! `cpu,cpuacct`).
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
 
 use super::mount_options::MountOptions;
-use super::safe_path::{Kind, Root};
+use super::safe_path::proc_fd;
 use super::spec_mounts::{bind, fresh, remount_bind, Context};
 use super::RootfsError;
 
@@ -70,6 +73,9 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
     };
     tmpfs.flags.remove(MsFlags::MS_REMOUNT);
     fresh(ctx.root, Path::new("tmpfs"), dest, "tmpfs", &tmpfs)?;
+    // The tmpfs is ours and empty: its entries are made right in it, without walking the
+    // rootfs again for each.
+    let tmpfs_dir = ctx.root.open_path(dest)?;
 
     let sub = MountOptions {
         flags: opts.flags - MsFlags::MS_REMOUNT,
@@ -94,11 +100,14 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
             // bind only the process's own cgroup, like runc.
             bind(ctx.root, &host, &target, &bind_opts)?;
         } else {
-            let sub = MountOptions {
-                data,
-                ..sub.clone()
-            };
-            match fresh(ctx.root, Path::new("cgroup"), &target, fstype, &sub) {
+            let data = Some(data.as_str()).filter(|d| !d.is_empty());
+            let mounted = sub_dir(&tmpfs_dir, dir).and_then(|fd| {
+                nix::mount::mount(Some("cgroup"), &proc_fd(&fd), Some(fstype), sub.flags, data)
+                    .map_err(|e| {
+                        RootfsError::sys(format!("mount {fstype} on {}", target.display()), e)
+                    })
+            });
+            match mounted {
                 // Refused (a user namespace): the process's own cgroup from the host.
                 Err(e) if e.errno() == Some(Errno::EPERM) && host.is_dir() => {
                     bind(ctx.root, &host, &target, &bind_opts)?
@@ -107,7 +116,7 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
             }
         }
         if h.controllers.contains(',') {
-            link_controllers(ctx.root, dest, h.controllers)?;
+            link_controllers(&tmpfs_dir, dest, h.controllers)?;
         }
     }
 
@@ -119,12 +128,28 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
     Ok(())
 }
 
-/// `cpu -> cpu,cpuacct` and `cpuacct -> cpu,cpuacct` next to a combined hierarchy.
-fn link_controllers(root: &Root, dest: &Path, combined: &str) -> Result<(), RootfsError> {
-    let dir = root.create(dest, Kind::Dir)?;
+/// Directory `name` (one component) in the directory `dir`, created unless it exists, as an
+/// O_PATH fd; a symlink there is refused.
+fn sub_dir(dir: &OwnedFd, name: &str) -> Result<OwnedFd, RootfsError> {
+    match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(RootfsError::sys(format!("mkdir {name}"), e)),
+    }
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RootfsError::sys(format!("open {name}"), e))
+}
+
+/// `cpu -> cpu,cpuacct` and `cpuacct -> cpu,cpuacct` next to a combined hierarchy, in the
+/// directory `dir` (`dest` in the rootfs).
+fn link_controllers(dir: &OwnedFd, dest: &Path, combined: &str) -> Result<(), RootfsError> {
     for controller in combined.split(',') {
         let name = controller.strip_prefix("name=").unwrap_or(controller);
-        match nix::unistd::symlinkat(combined, &dir, name) {
+        match nix::unistd::symlinkat(combined, dir, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => {
                 return Err(RootfsError::sys(

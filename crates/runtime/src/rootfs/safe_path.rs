@@ -63,6 +63,12 @@ impl Root {
     /// Opens `path` inside the root, creating missing directories on the way and the last
     /// component as `last` when it is missing. Returns an O_PATH fd of the result.
     pub fn create(&self, path: &Path, last: Kind) -> Result<OwnedFd, RootfsError> {
+        // Most mount destinations exist already (in the image, or made by an earlier mount):
+        // one lookup, with the same resolution inside the root as the walk below. Only a
+        // missing one (or one that fails to open) takes the walk.
+        if let Ok(fd) = self.open_with(path, OFlag::O_PATH) {
+            return Ok(fd);
+        }
         let resolved = self.resolve_creating(path, last)?;
         self.open_path(&resolved)
     }
