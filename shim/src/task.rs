@@ -154,11 +154,9 @@ impl Task {
         let sig = Signal::try_from(signal as i32)
             .map_err(|_| TaskError::InvalidArgument(format!("invalid signal {signal}")))?;
         let proc = self.proc(exec_id)?;
+        let exited = || TaskError::NotFound(format!("process {} already exited", name(exec_id)));
         if !proc.is_alive() && !all {
-            return Err(TaskError::NotFound(format!(
-                "process {} already exited",
-                name(exec_id)
-            )));
+            return Err(exited());
         }
         let pid = proc.pid;
         if exec_id.is_empty() {
@@ -168,10 +166,7 @@ impl Task {
                 Err(berth_runtime::Error::WrongState {
                     status: berth_runtime::Status::Stopped,
                     ..
-                }) => Err(TaskError::NotFound(format!(
-                    "process {} already exited",
-                    name(exec_id)
-                ))),
+                }) => Err(exited()),
                 r => Ok(r?),
             };
         }

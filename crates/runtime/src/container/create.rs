@@ -131,22 +131,20 @@ pub(crate) fn create(
         "init created"
     );
 
-    let state = saved
-        .filter(|s| s.init_pid == pid && state::init_alive(pid, s.init_start_time))
-        .ok_or_else(|| Error::Init("the container's init exited right after setup".into()));
-    let state = state.and_then(|state| match &opts.pid_file {
-        Some(path) => super::write_pid_file(path, pid).map(|()| state),
-        None => Ok(state),
-    });
-    let state = match state {
-        Ok(state) => state,
-        Err(e) => {
-            let pid = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-            return Err(e);
+    let finish = || -> Result<State> {
+        let state = saved
+            .filter(|s| state::init_alive(pid, s.init_start_time))
+            .ok_or_else(|| Error::Init("the container's init exited right after setup".into()))?;
+        if let Some(path) = &opts.pid_file {
+            super::write_pid_file(path, pid)?;
         }
+        Ok(state)
     };
+    let state = finish().inspect_err(|_| {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    })?;
     undo.dir = None;
     undo.cgroup = None;
     Ok(Container { dir, state })

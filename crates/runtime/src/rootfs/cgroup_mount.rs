@@ -11,8 +11,7 @@ use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
 use super::mount_options::MountOptions;
-use super::safe_path::proc_fd;
-use super::spec_mounts::{bind, fresh, remount_bind, Context};
+use super::spec_mounts::{bind, fresh, fresh_on, remount_bind, Context};
 use super::RootfsError;
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -100,13 +99,12 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
             // bind only the process's own cgroup, like runc.
             bind(ctx.root, &host, &target, &bind_opts)?;
         } else {
-            let data = Some(data.as_str()).filter(|d| !d.is_empty());
-            let mounted = sub_dir(&tmpfs_dir, dir).and_then(|fd| {
-                nix::mount::mount(Some("cgroup"), &proc_fd(&fd), Some(fstype), sub.flags, data)
-                    .map_err(|e| {
-                        RootfsError::sys(format!("mount {fstype} on {}", target.display()), e)
-                    })
-            });
+            let sub = MountOptions {
+                data,
+                ..sub.clone()
+            };
+            let mounted = sub_dir(&tmpfs_dir, dir)
+                .and_then(|fd| fresh_on(&fd, Path::new("cgroup"), &target, fstype, &sub));
             match mounted {
                 // Refused (a user namespace): the process's own cgroup from the host.
                 Err(e) if e.errno() == Some(Errno::EPERM) && host.is_dir() => {
@@ -121,9 +119,11 @@ fn mount_v1(ctx: &Context<'_>, dest: &Path, opts: &MountOptions) -> Result<(), R
     }
 
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let fd = ctx.root.open_path(dest)?;
-        remount_bind(&fd, opts.flags - MsFlags::MS_REMOUNT - MsFlags::MS_BIND)
-            .map_err(|e| RootfsError::sys(format!("remount {} read-only", dest.display()), e))?;
+        remount_bind(
+            &tmpfs_dir,
+            opts.flags - MsFlags::MS_REMOUNT - MsFlags::MS_BIND,
+        )
+        .map_err(|e| RootfsError::sys(format!("remount {} read-only", dest.display()), e))?;
     }
     Ok(())
 }

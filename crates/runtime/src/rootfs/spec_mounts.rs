@@ -101,17 +101,29 @@ pub(super) fn fresh(
     opts: &MountOptions,
 ) -> Result<(), RootfsError> {
     let target = root.create(dest, Kind::Dir)?;
+    fresh_on(&target, source, dest, typ, opts)?;
+    drop(target);
+    after_mount(root, dest, opts)
+}
+
+/// The mount(2) of [`fresh`] onto an opened directory `target` (`dest` in the rootfs, for the
+/// error), without the propagation and attributes that follow.
+pub(super) fn fresh_on(
+    target: &OwnedFd,
+    source: &Path,
+    dest: &Path,
+    typ: &str,
+    opts: &MountOptions,
+) -> Result<(), RootfsError> {
     let data = Some(opts.data.as_str()).filter(|d| !d.is_empty());
     nix::mount::mount(
         Some(source),
-        &safe_path::proc_fd(&target),
+        &safe_path::proc_fd(target),
         Some(typ),
         opts.flags,
         data,
     )
-    .map_err(|e| RootfsError::sys(format!("mount {typ} on {}", dest.display()), e))?;
-    drop(target);
-    after_mount(root, dest, opts)
+    .map_err(|e| RootfsError::sys(format!("mount {typ} on {}", dest.display()), e))
 }
 
 /// Bind-mounts host path `source` at `dest` (created as a directory or an empty file like the
