@@ -18,6 +18,7 @@ mod network;
 mod orphans;
 mod recover;
 mod services;
+mod shim_launcher;
 mod shims;
 mod spec;
 mod store;

@@ -1,4 +1,5 @@
-//! The shim manager: starts a shim per task (`berth-shim start` handshake), stores its
+//! The shim manager: starts a shim per task (forked by the launcher, see shim_launcher, or
+//! `berth-shim start` executed; the same handshake either way), stores its
 //! bootstrap answer in the bundle, and keeps one client per live shim.
 
 use std::collections::HashMap;
@@ -9,10 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use berth_proto::shim::v1::shim_client::ShimClient;
 use berth_proto::shim::v1::{OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
-use berth_proto::shim::Bootstrap;
+use berth_proto::shim::{Bootstrap, LaunchAnswer, LaunchRequest};
 use tonic::transport::Channel;
 
 use crate::error::ApiError;
+use crate::shim_launcher::{Launcher, Unavailable};
 
 pub type Client = ShimClient<Channel>;
 
@@ -25,6 +27,8 @@ pub struct Shims {
     /// was taken from.
     exe: Mutex<Option<(FileId, Arc<OwnedFd>)>>,
     socket_dir: PathBuf,
+    /// Forks shims instead of executing the binary for each (see shim_launcher).
+    launcher: Launcher,
     clients: Mutex<HashMap<(String, String), Client>>,
     /// Live shims this berthd cannot speak to (their protocol version is out of range), with
     /// why: reported by Tasks.Get, ps, inspect and doctor, and never killed or cleaned up.
@@ -37,6 +41,7 @@ impl Shims {
             binary,
             exe: Mutex::new(None),
             socket_dir,
+            launcher: Launcher::new(),
             clients: Mutex::new(HashMap::new()),
             incompatible: Mutex::new(HashMap::new()),
         }
@@ -46,7 +51,66 @@ impl Shims {
     pub async fn start(&self, ns: &str, id: &str, bundle: &Path) -> Result<Client, ApiError> {
         // Held until the shim has exec'd: the path below names this fd.
         let exe = self.program();
-        let mut cmd = match &exe {
+        let launched = match &exe {
+            Some(exe) => {
+                let request = LaunchRequest {
+                    namespace: ns.to_string(),
+                    id: id.to_string(),
+                    bundle: bundle.to_path_buf(),
+                    socket_dir: self.socket_dir.clone(),
+                };
+                match self
+                    .launcher
+                    .start(exe, &self.binary, &request, START_TIMEOUT)
+                    .await
+                {
+                    Ok(LaunchAnswer::Started(boot)) => Some(boot),
+                    Ok(LaunchAnswer::Failed { error }) => {
+                        return Err(ApiError::Internal(format!(
+                            "starting the shim failed: {error}"
+                        )))
+                    }
+                    Err(Unavailable(why)) => {
+                        tracing::debug!(id, "no shim launcher ({why}): executing the shim");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let boot = match launched {
+            Some(boot) => boot,
+            None => self.execute(exe.as_deref(), ns, id, bundle).await?,
+        };
+        if !berth_proto::shim::v1::speaks(boot.version) {
+            // A shim binary this berthd cannot drive: it just started and owns nothing yet.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(boot.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(ApiError::FailedPrecondition(format!(
+                "starting the shim of {id:?}: {} speaks shim protocol {}, this berthd \
+                 {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}: install the berth-shim of \
+                 berthd's release",
+                self.binary.display(),
+                boot.version
+            )));
+        }
+        boot.store(bundle)
+            .map_err(|e| ApiError::internal("storing bootstrap.json", e))?;
+        self.connect(ns, id, &boot).await
+    }
+
+    /// Executes `berth-shim start` (from `exe`, the read-only clone, when there is one) and
+    /// returns its answer.
+    async fn execute(
+        &self,
+        exe: Option<&OwnedFd>,
+        ns: &str,
+        id: &str,
+        bundle: &Path,
+    ) -> Result<Bootstrap, ApiError> {
+        let mut cmd = match exe {
             Some(fd) => tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd())),
             None => tokio::process::Command::new(&self.binary),
         };
@@ -73,25 +137,8 @@ impl Shims {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        let boot: Bootstrap = serde_json::from_slice(&out.stdout)
-            .map_err(|e| ApiError::internal("the shim's bootstrap answer", e))?;
-        if !berth_proto::shim::v1::speaks(boot.version) {
-            // A shim binary this berthd cannot drive: it just started and owns nothing yet.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(boot.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            return Err(ApiError::FailedPrecondition(format!(
-                "starting the shim of {id:?}: {} speaks shim protocol {}, this berthd \
-                 {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}: install the berth-shim of \
-                 berthd's release",
-                self.binary.display(),
-                boot.version
-            )));
-        }
-        boot.store(bundle)
-            .map_err(|e| ApiError::internal("storing bootstrap.json", e))?;
-        self.connect(ns, id, &boot).await
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| ApiError::internal("the shim's bootstrap answer", e))
     }
 
     /// A read-only, detached clone of the shim binary to execute: the shim then starts

@@ -7,10 +7,12 @@ mod detach;
 mod error;
 mod exit;
 mod io;
+mod launcher;
 mod process;
 mod reaper;
 mod service;
 mod task;
+mod title;
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -48,6 +50,9 @@ enum Command {
         #[arg(long)]
         socket_dir: PathBuf,
     },
+    /// Fork a shim for each request on stdin (berthd's control socket) instead of being
+    /// executed once per shim; exits when berthd closes it (docs/shim.md).
+    Launcher,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,16 +67,29 @@ fn main() -> anyhow::Result<()> {
             id,
             bundle,
             socket_dir,
-        } => start(&namespace, &id, &bundle, &socket_dir),
+        } => {
+            let answer = start(&namespace, &id, &bundle, &socket_dir)?;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &answer)?;
+            writeln!(out)?;
+            Ok(())
+        }
+        Command::Launcher => {
+            let argv0 = std::env::args()
+                .next()
+                .unwrap_or_else(|| "berth-shim".into());
+            launcher::run(&argv0)
+        }
     }
 }
 
+/// Starts (or finds) the shim of a task: the answer `berth-shim start` prints.
 fn start(
     namespace: &str,
     id: &str,
     bundle: &std::path::Path,
     socket_dir: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Bootstrap> {
     let bundle = bundle
         .canonicalize()
         .with_context(|| format!("bundle {}", bundle.display()))?;
@@ -98,16 +116,12 @@ fn start(
             )?
         }
     };
-    let answer = Bootstrap {
+    Ok(Bootstrap {
         version: PROTOCOL_VERSION,
         address,
         protocol: "grpc".into(),
         pid,
-    };
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &answer)?;
-    writeln!(out)?;
-    Ok(())
+    })
 }
 
 /// How long in-flight calls may take to finish once the shim shuts down.

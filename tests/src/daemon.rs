@@ -23,6 +23,8 @@ pub struct DaemonGuard {
     _slot: NetSlot,
     /// More berthd flags.
     pub extra: Vec<String>,
+    /// More environment variables for berthd.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -32,6 +34,11 @@ impl DaemonGuard {
     }
 
     pub fn start_with(extra: &[&str]) -> DaemonGuard {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// With more flags and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> DaemonGuard {
         reaper::init();
         let dir = tempfile::Builder::new()
             .prefix("berthd-test-")
@@ -50,6 +57,10 @@ impl DaemonGuard {
             rootfs: rootfs_dir,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         d.spawn();
@@ -90,6 +101,7 @@ impl DaemonGuard {
             .arg("--cri-log-root")
             .arg(self.dir.path())
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -144,6 +156,16 @@ impl DaemonGuard {
     pub fn rootfs_arg(&self) -> String {
         self.rootfs.display().to_string()
     }
+}
+
+/// Asserts berthctl succeeded, showing its output if not.
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "berthctl failed: {}{}",
+        text(o),
+        err_text(o)
+    );
 }
 
 pub fn text(o: &Output) -> String {

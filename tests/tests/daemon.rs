@@ -2,16 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::daemon::{err_text, text, DaemonGuard};
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "berthctl failed: {}{}",
-        text(o),
-        err_text(o)
-    );
-}
+use berth_tests::daemon::{err_text, ok, text, DaemonGuard};
 
 #[test]
 fn run_prints_output_and_exits_with_the_container_code() {

@@ -2,18 +2,9 @@
 //! running container, commit/diff, save/import round trip, gc, and pulls from a real registry
 //! (plain HTTP, then through a mirror).
 
-use berth_tests::daemon::{err_text, text, DaemonGuard};
+use berth_tests::daemon::{err_text, ok, text, DaemonGuard};
 use berth_tests::images::{busybox_image, busybox_image_gzip, layout_files, tar_of, write_dir};
 use berth_tests::images_registry::Registry;
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "berthctl failed: {}{}",
-        text(o),
-        err_text(o)
-    );
-}
 
 /// Imports the 3-layer test image as `name`.
 fn import_test_image(d: &DaemonGuard, name: &str) -> String {

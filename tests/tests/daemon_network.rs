@@ -3,17 +3,8 @@
 
 use std::time::Duration;
 
-use berth_tests::daemon::{err_text, text, DaemonGuard};
+use berth_tests::daemon::{ok, text, DaemonGuard};
 use berth_tests::free_port;
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "berthctl failed: {}{}",
-        text(o),
-        err_text(o)
-    );
-}
 
 fn ip_of(d: &DaemonGuard, name: &str) -> String {
     let v: serde_json::Value = serde_json::from_slice(&d.run(&["inspect", name]).stdout).unwrap();

@@ -12,20 +12,11 @@ use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_tests::daemon::{cgroups_under, err_text, shim_pids, text, DaemonGuard};
+use berth_tests::daemon::{cgroups_under, err_text, ok, shim_pids, text, DaemonGuard};
 use berth_tests::images::{busybox_image, layout_files, tar_of};
 use berth_tests::reaper;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-
-fn ok(o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "berthctl failed: {}{}",
-        text(o),
-        err_text(o)
-    );
-}
 
 /// `ps -a --format json` of a namespace, by name.
 fn ps(d: &DaemonGuard, ns: &str) -> HashMap<String, Value> {

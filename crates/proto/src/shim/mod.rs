@@ -3,10 +3,12 @@
 mod bootstrap;
 #[cfg(feature = "client")]
 mod client;
+mod launch;
 
 pub use bootstrap::{Bootstrap, BOOTSTRAP_FILE};
 #[cfg(feature = "client")]
 pub use client::{connect, unix_channel};
+pub use launch::{LaunchAnswer, LaunchRequest};
 
 pub mod v1 {
     tonic::include_proto!("berth.shim.v1");
