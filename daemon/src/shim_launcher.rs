@@ -101,8 +101,16 @@ impl Launcher {
         match tokio::time::timeout(timeout, stream.read_to_end(&mut out)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(Unavailable(format!("reading the answer: {e}"))),
-            Err(_) => return Err(Unavailable(format!("no answer within {timeout:?}"))),
+            // A start that hangs (a bundle on a stuck mount, say) would hang executed too; and
+            // it may still finish: never a second start beside it.
+            Err(_) => {
+                return Ok(LaunchAnswer::Failed {
+                    error: format!("the shim did not start within {timeout:?}"),
+                })
+            }
         }
+        // Nothing at all: the launcher died before it forked (or the child before it bound
+        // anything that a new start would not replace).
         serde_json::from_slice(&out).map_err(|e| {
             Unavailable(format!(
                 "the launcher's answer {:?}: {e}",
