@@ -34,7 +34,7 @@ pub fn run(argv0: &str) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut running = 0usize;
     loop {
-        running -= reap();
+        running = running.saturating_sub(reap());
         let timeout = if running > 0 {
             PollTimeout::from(REAP_EVERY_MS)
         } else {
