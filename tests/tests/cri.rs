@@ -147,15 +147,19 @@ async fn pod_shares_localhost_host_port_exec_logs_stats() {
     // The hostPort from the host's loopback.
     assert!(http_get(host_port).contains("hello-pod"));
 
-    // Hostname and DNS of the pod in its containers.
+    // Hostname (and $HOSTNAME) and DNS of the pod in its containers.
     let r = exec_sync(
         &mut c,
         &web,
-        &["sh", "-c", "hostname; cat /etc/resolv.conf"],
+        &[
+            "sh",
+            "-c",
+            "hostname; echo HOSTNAME=$HOSTNAME; cat /etc/resolv.conf",
+        ],
     )
     .await;
     let out = String::from_utf8_lossy(&r.stdout);
-    assert!(out.starts_with("web-pod\n"), "{out}");
+    assert!(out.starts_with("web-pod\nHOSTNAME=web-pod\n"), "{out}");
     assert!(
         out.contains("nameserver 10.96.0.10") && out.contains("ndots:5"),
         "{out}"

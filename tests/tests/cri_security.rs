@@ -274,9 +274,18 @@ async fn pod_sysctls_cgroup_parent_and_host_network() {
     let id = run(&mut c, &pod, &image, "app", Default::default())
         .await
         .unwrap();
-    let (out, _) = sh(&mut c, &id, "hostname; cat /proc/net/dev").await;
+    let (out, _) = sh(
+        &mut c,
+        &id,
+        "hostname; echo HOSTNAME=$HOSTNAME; cat /proc/net/dev",
+    )
+    .await;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert!(out.starts_with(host.trim()), "{out}");
+    let host = host.trim();
+    assert!(
+        out.starts_with(&format!("{host}\nHOSTNAME={host}\n")),
+        "{out}"
+    );
     assert!(
         out.contains(&d.bridge),
         "the host's bridge is visible: {out}"

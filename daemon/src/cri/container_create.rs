@@ -175,8 +175,18 @@ fn options(
         }
         _ => String::new(),
     };
+    // The spec's hostname is dropped (the pod's UTS namespace has it): this only sets the
+    // container's HOSTNAME to the pod's (the node's on the host network), as containerd does.
+    let pod_config = sandbox.config.clone().unwrap_or_default();
+    let hostname = match super::sandbox_run::pod_hostname(&pod_config, host_network) {
+        h if h.is_empty() => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        h => h,
+    };
     let mut opts = RunOptions {
         entrypoint: config.command.clone(),
+        hostname,
         args: config.args.clone(),
         env: config
             .envs

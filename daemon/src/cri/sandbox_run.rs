@@ -131,17 +131,7 @@ fn options(d: &Daemon, id: &str, config: &cri::PodSandboxConfig) -> ApiResult<Ru
             private.to_string()
         }
     };
-    let hostname = if host_network {
-        String::new()
-    } else if config.hostname.is_empty() {
-        config
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default()
-    } else {
-        config.hostname.clone()
-    };
+    let hostname = pod_hostname(config, host_network);
     Ok(RunOptions {
         args: vec!["berth-hold".into()],
         hold: true,
@@ -179,4 +169,20 @@ fn write_resolv_conf(d: &Daemon, id: &str, dns: &cri::DnsConfig) -> ApiResult<()
     // Written in place: the file is bind-mounted by inode.
     let path = d.bundles.path(NS, id).join("etc/resolv.conf");
     std::fs::write(&path, text).map_err(|e| ApiError::internal("writing resolv.conf", e))
+}
+
+/// The hostname of a pod's UTS namespace: the config's, else the pod's name; empty for a
+/// host-network pod, which keeps the node's.
+pub fn pod_hostname(config: &cri::PodSandboxConfig, host_network: bool) -> String {
+    if host_network {
+        String::new()
+    } else if config.hostname.is_empty() {
+        config
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    } else {
+        config.hostname.clone()
+    }
 }
