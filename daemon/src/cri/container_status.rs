@@ -6,6 +6,7 @@ use std::sync::Arc;
 use berth_proto::shim::v1 as shim;
 use k8s_cri::v1 as cri;
 
+use super::fan_out;
 use super::records::{self, ContainerRecord, NS};
 use crate::daemon::Daemon;
 use crate::error::ApiResult;
@@ -114,20 +115,26 @@ pub async fn list(
     r: cri::ListContainersRequest,
 ) -> ApiResult<cri::ListContainersResponse> {
     let f = r.filter.unwrap_or_default();
+    let mut chosen = records::containers(d)?;
+    chosen.retain(|record| {
+        let labels = record
+            .config
+            .as_ref()
+            .map(|c| c.labels.clone())
+            .unwrap_or_default();
+        (f.id.is_empty() || record.id.starts_with(&f.id))
+            && (f.pod_sandbox_id.is_empty() || record.sandbox_id.starts_with(&f.pod_sandbox_id))
+            && records::labels_match(&labels, &f.label_selector)
+    });
+    let refreshed = fan_out::in_order(chosen, |mut record| async move {
+        let state = refresh(d, &mut record).await;
+        state.map(|state| (record, state as i32))
+    })
+    .await;
     let mut containers = Vec::new();
-    for record in records::containers(d)? {
-        if !f.id.is_empty() && !record.id.starts_with(&f.id) {
-            continue;
-        }
-        if !f.pod_sandbox_id.is_empty() && !record.sandbox_id.starts_with(&f.pod_sandbox_id) {
-            continue;
-        }
+    for found in refreshed {
+        let (record, state) = found?;
         let config = record.config.clone().unwrap_or_default();
-        if !records::labels_match(&config.labels, &f.label_selector) {
-            continue;
-        }
-        let mut record = record;
-        let state = refresh(d, &mut record).await? as i32;
         if f.state.as_ref().is_some_and(|s| s.state != state) {
             continue;
         }

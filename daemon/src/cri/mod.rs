@@ -10,6 +10,7 @@ mod container_update;
 mod events;
 mod exec_sync;
 pub mod exit_reaper;
+mod fan_out;
 pub mod image;
 pub mod image_service;
 mod log_paths;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use berth_proto::shim::v1 as shim;
 use k8s_cri::v1 as cri;
 
+use super::fan_out;
 use super::records::{self, ContainerRecord, SandboxRecord, NS};
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
@@ -112,34 +113,35 @@ pub async fn list_containers(
     r: cri::ListContainerStatsRequest,
 ) -> ApiResult<cri::ListContainerStatsResponse> {
     let f = r.filter.unwrap_or_default();
-    let mut stats = Vec::new();
-    for record in records::containers(d)? {
+    let mut chosen = records::containers(d)?;
+    chosen.retain(|record| {
         let labels = record
             .config
             .as_ref()
             .map(|c| c.labels.clone())
             .unwrap_or_default();
-        if (!f.id.is_empty() && !record.id.starts_with(&f.id))
-            || (!f.pod_sandbox_id.is_empty() && !record.sandbox_id.starts_with(&f.pod_sandbox_id))
-            || !records::labels_match(&labels, &f.label_selector)
-        {
-            continue;
-        }
-        stats.push(container_stats(d, &record).await);
-    }
+        (f.id.is_empty() || record.id.starts_with(&f.id))
+            && (f.pod_sandbox_id.is_empty() || record.sandbox_id.starts_with(&f.pod_sandbox_id))
+            && records::labels_match(&labels, &f.label_selector)
+    });
+    let stats = fan_out::in_order(
+        chosen,
+        |record| async move { container_stats(d, &record).await },
+    )
+    .await;
     Ok(cri::ListContainerStatsResponse { stats })
 }
 
 async fn sandbox_stats(d: &Daemon, s: &SandboxRecord) -> ApiResult<cri::PodSandboxStats> {
     let ts = now_ns();
     let config = s.config.clone().unwrap_or_default();
-    let mut containers = Vec::new();
-    for record in records::containers(d)?
-        .into_iter()
-        .filter(|c| c.sandbox_id == s.id)
-    {
-        containers.push(container_stats(d, &record).await);
-    }
+    let mut own = records::containers(d)?;
+    own.retain(|c| c.sandbox_id == s.id);
+    let containers = fan_out::in_order(
+        own,
+        |record| async move { container_stats(d, &record).await },
+    )
+    .await;
     let sum = |f: &dyn Fn(&cri::ContainerStats) -> Option<u64>| -> u64 {
         containers.iter().filter_map(f).sum()
     };
