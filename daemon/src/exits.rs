@@ -26,14 +26,13 @@ pub const SHIM_DIED: &str = "shim died";
 
 /// The init's exit as the shim recorded it in the bundle's `exit` file.
 pub fn read_exit_file(bundle: &Path) -> Option<ExitInfo> {
-    let data = std::fs::read(bundle.join("exit")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    let e = berth_proto::shim::ExitRecord::load(bundle).ok()??;
     Some(ExitInfo {
-        code: i32::try_from(v["code"].as_i64()?).ok()?,
-        signal: v["signal"].as_i64().unwrap_or(0) as i32,
-        oom_killed: v["oom_killed"].as_bool().unwrap_or(false),
-        exited_at_ns: v["exited_at_ns"].as_i64().unwrap_or(0),
-        pid: v["pid"].as_u64().unwrap_or(0) as u32,
+        code: e.code,
+        signal: e.signal,
+        oom_killed: e.oom_killed,
+        exited_at_ns: e.exited_at_ns,
+        pid: u32::try_from(e.pid).unwrap_or(0),
     })
 }
 

@@ -113,8 +113,11 @@ pub fn stream(
                 let _ = reader.seek(SeekFrom::Start(pos));
             }
             // Follow ends when the task is gone (its exit file exists or the bundle is gone).
-            if tx.is_closed() || !bundle.exists() || bundle.join("exit").exists() {
-                if bundle.join("exit").exists() {
+            if tx.is_closed()
+                || !bundle.exists()
+                || bundle.join(berth_proto::shim::EXIT_FILE).exists()
+            {
+                if bundle.join(berth_proto::shim::EXIT_FILE).exists() {
                     // Drain what the exit raced with.
                     while reader.read_line(&mut line).unwrap_or(0) > 0 {
                         let mut out = Vec::new();

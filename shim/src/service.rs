@@ -127,7 +127,7 @@ impl Shim for ShimService {
             .await
             .map_err(|_| Status::aborted("the process went away before exiting"))?;
         Ok(Response::new(
-            exit.map(|e| e.to_proto()).unwrap_or_default(),
+            exit.map(crate::exit::to_proto).unwrap_or_default(),
         ))
     }
 

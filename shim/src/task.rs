@@ -183,7 +183,7 @@ impl Task {
             status: proc.state.to_proto() as i32,
             bundle: self.bundle.display().to_string(),
             terminal: proc.terminal,
-            exit: proc.exit.borrow().map(Exit::to_proto),
+            exit: proc.exit.borrow().map(crate::exit::to_proto),
         })
     }
 
@@ -227,7 +227,7 @@ impl Task {
             }
             let exit = *proc.exit.borrow();
             self.execs.remove(exec_id);
-            return Ok(exit.map(Exit::to_proto).unwrap_or_default());
+            return Ok(exit.map(crate::exit::to_proto).unwrap_or_default());
         }
         let init = self.init.as_ref().ok_or_else(no_task)?;
         if matches!(init.state, State::Running | State::Paused) {
@@ -241,7 +241,7 @@ impl Task {
         let outcome = container.delete(true)?;
         let _ = std::fs::remove_file(self.bundle.join(crate::exit::EXIT_FILE));
         let _ = std::fs::remove_dir(self.bundle.join(".runtime"));
-        let mut status = exit.map(Exit::to_proto).unwrap_or_default();
+        let mut status = exit.map(crate::exit::to_proto).unwrap_or_default();
         status.oom_killed |= outcome.oom_killed;
         let pid = init.pid;
         self.publish(event::Kind::Deleted, "", pid, Some(status));
@@ -278,7 +278,7 @@ impl Task {
     /// A child was reaped. Returns what must happen once its output is drained, or `None` for
     /// a process that is not ours (an orphan that was reparented to us).
     pub fn on_reaped(&mut self, status: WaitStatus) -> Option<PendingExit> {
-        let mut exit = Exit::from_wait(status)?;
+        let mut exit = crate::exit::from_wait(status)?;
         let (exec_id, proc) = self
             .init
             .iter_mut()
@@ -304,7 +304,7 @@ impl Task {
     /// and events.
     pub fn finish_exit(&mut self, exec_id: &str, exit: Exit) {
         if exec_id.is_empty() {
-            if let Err(e) = exit.persist(&self.bundle) {
+            if let Err(e) = exit.store(&self.bundle) {
                 tracing::error!("writing the exit file: {e}");
             }
         }
@@ -323,7 +323,7 @@ impl Task {
             event::Kind::Exited,
             exec_id,
             exit.pid,
-            Some(exit.to_proto()),
+            Some(crate::exit::to_proto(exit)),
         );
     }
 

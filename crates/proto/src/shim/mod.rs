@@ -3,11 +3,13 @@
 mod bootstrap;
 #[cfg(feature = "client")]
 mod client;
+mod exit_file;
 mod launch;
 
 pub use bootstrap::{Bootstrap, BOOTSTRAP_FILE};
 #[cfg(feature = "client")]
 pub use client::{connect, unix_channel};
+pub use exit_file::{ExitRecord, EXIT_FILE};
 pub use launch::{LaunchAnswer, LaunchRequest};
 
 pub mod v1 {
