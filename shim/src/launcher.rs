@@ -63,7 +63,8 @@ pub fn run(argv0: &str) -> anyhow::Result<()> {
             }
         };
         // SAFETY: this process is single-threaded (no runtime, no threads ever), so the child
-        // may run any code.
+        // may run any code. It also never sets up what the shim sets up once per process
+        // (the log subscriber, the async runtime): each forked shim does that itself.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => child(argv0, &request, answer),
             Ok(ForkResult::Parent { .. }) => running += 1,
