@@ -75,9 +75,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Launcher => {
-            let argv0 = std::env::args()
+            let argv0 = std::env::args_os()
                 .next()
-                .unwrap_or_else(|| "berth-shim".into());
+                .map_or_else(|| "berth-shim".into(), |a| a.to_string_lossy().into_owned());
             launcher::run(&argv0)
         }
     }
