@@ -8,6 +8,7 @@ mod daemon;
 mod error;
 mod events;
 mod exits;
+mod fan_out;
 mod ids;
 mod images;
 mod listener;

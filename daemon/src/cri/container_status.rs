@@ -6,10 +6,10 @@ use std::sync::Arc;
 use berth_proto::shim::v1 as shim;
 use k8s_cri::v1 as cri;
 
-use super::fan_out;
 use super::records::{self, ContainerRecord, NS};
 use crate::daemon::Daemon;
 use crate::error::ApiResult;
+use crate::fan_out;
 use crate::tasks;
 
 /// The live state, with the exit learnt from the shim stored in the record.
@@ -116,16 +116,7 @@ pub async fn list(
 ) -> ApiResult<cri::ListContainersResponse> {
     let f = r.filter.unwrap_or_default();
     let mut chosen = records::containers(d)?;
-    chosen.retain(|record| {
-        let labels = record
-            .config
-            .as_ref()
-            .map(|c| c.labels.clone())
-            .unwrap_or_default();
-        (f.id.is_empty() || record.id.starts_with(&f.id))
-            && (f.pod_sandbox_id.is_empty() || record.sandbox_id.starts_with(&f.pod_sandbox_id))
-            && records::labels_match(&labels, &f.label_selector)
-    });
+    chosen.retain(|record| record.matches(&f.id, &f.pod_sandbox_id, &f.label_selector));
     let refreshed = fan_out::in_order(chosen, |mut record| async move {
         let state = refresh(d, &mut record).await;
         state.map(|state| (record, state as i32))

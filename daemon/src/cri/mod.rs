@@ -10,7 +10,6 @@ mod container_update;
 mod events;
 mod exec_sync;
 pub mod exit_reaper;
-mod fan_out;
 pub mod image;
 pub mod image_service;
 mod log_paths;

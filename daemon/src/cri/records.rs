@@ -156,6 +156,24 @@ pub fn delete_container(d: &Daemon, id: &str) -> ApiResult<()> {
     Ok(d.store.delete_record(NS, CONTAINERS, id)?)
 }
 
+impl ContainerRecord {
+    /// Whether the record passes a CRI container filter: id and pod id prefixes (empty: any)
+    /// and every label of the selector.
+    pub fn matches(
+        &self,
+        id: &str,
+        pod_sandbox_id: &str,
+        selector: &std::collections::HashMap<String, String>,
+    ) -> bool {
+        self.id.starts_with(id)
+            && self.sandbox_id.starts_with(pod_sandbox_id)
+            && self
+                .config
+                .as_ref()
+                .map_or(selector.is_empty(), |c| labels_match(&c.labels, selector))
+    }
+}
+
 /// Every `key=value` of the selector is among the labels.
 pub fn labels_match(
     labels: &std::collections::HashMap<String, String>,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use berth_proto::shim::v1 as shim;
 use k8s_cri::v1 as cri;
 
-use super::fan_out;
 use super::records::{self, ContainerRecord, SandboxRecord, NS};
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
 use crate::events::now_ns;
+use crate::fan_out;
 use crate::tasks;
 
 fn value(v: u64) -> Option<cri::UInt64Value> {
@@ -114,16 +114,7 @@ pub async fn list_containers(
 ) -> ApiResult<cri::ListContainerStatsResponse> {
     let f = r.filter.unwrap_or_default();
     let mut chosen = records::containers(d)?;
-    chosen.retain(|record| {
-        let labels = record
-            .config
-            .as_ref()
-            .map(|c| c.labels.clone())
-            .unwrap_or_default();
-        (f.id.is_empty() || record.id.starts_with(&f.id))
-            && (f.pod_sandbox_id.is_empty() || record.sandbox_id.starts_with(&f.pod_sandbox_id))
-            && records::labels_match(&labels, &f.label_selector)
-    });
+    chosen.retain(|record| record.matches(&f.id, &f.pod_sandbox_id, &f.label_selector));
     let stats = fan_out::in_order(
         chosen,
         |record| async move { container_stats(d, &record).await },

@@ -1,6 +1,5 @@
 //! berth.v1.Tasks: lifecycle calls, passed to the container's shim.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proto::shim::v1 as shim;
@@ -10,14 +9,13 @@ use berth_proto::v1::{
     KillRequest, ListTasksRequest, ListTasksResponse, PidsResponse, ResizeRequest, StopRequest,
     Task, TaskMetrics, TaskRequest, UpdateTaskRequest,
 };
-use tokio::sync::Semaphore;
 use tonic::{Request, Streaming};
 
 use super::{task_io, BoxStream, Reply};
 use crate::daemon::{namespace, Daemon, Shared};
 use crate::error::{ApiError, ApiResult};
-use crate::ids;
 use crate::tasks::{self, exit_info, task_status};
+use crate::{fan_out, ids};
 
 pub struct TasksService(pub Shared);
 
@@ -72,31 +70,17 @@ async fn task_of(d: &Daemon, ns: &str, id: String, exec_id: String) -> ApiResult
     })
 }
 
-/// How many shims Tasks.List asks at once.
-const LIST_CONCURRENCY: usize = 64;
-
 /// The tasks of `containers` (those that have one), in the same order, asking their shims
-/// concurrently: one at a time, a List of 500 tasks took 500 round trips in a row.
+/// concurrently ([`fan_out`]).
 async fn list_tasks(d: &Shared, ns: &str, containers: Vec<Container>) -> Vec<Task> {
-    let limit = Arc::new(Semaphore::new(LIST_CONCURRENCY));
-    let mut jobs = tokio::task::JoinSet::new();
-    for (i, c) in containers.into_iter().enumerate() {
-        let (d, ns, limit) = (d.clone(), ns.to_string(), limit.clone());
-        jobs.spawn(async move {
-            let _permit = limit.acquire_owned().await.ok()?;
-            // The record is at hand: no second lookup (nor its spec) per task.
-            let task = task_of(&d, &ns, c.id, String::new()).await.ok()?;
-            Some((i, task))
-        });
-    }
-    let mut found = Vec::new();
-    while let Some(r) = jobs.join_next().await {
-        if let Ok(Some(t)) = r {
-            found.push(t);
-        }
-    }
-    found.sort_by_key(|(i, _)| *i);
-    found.into_iter().map(|(_, t)| t).collect()
+    // The record is at hand: no second lookup (nor its spec) per task.
+    fan_out::in_order(containers, |c| async move {
+        task_of(d, ns, c.id, String::new()).await.ok()
+    })
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[tonic::async_trait]

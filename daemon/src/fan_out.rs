@@ -1,6 +1,7 @@
-//! Listing calls that ask a shim per container (ListContainers, ListContainerStats, a pod's
-//! stats) ask many at once: kubelet polls them every few seconds, and one shim after another
-//! made a node's answer grow with its container count.
+//! Listing calls that ask a shim per container (Tasks.List, CRI ListContainers,
+//! ListContainerStats, a pod's stats) ask many at once: one shim after another made an answer
+//! grow with the node's container count (a Tasks.List of 500 was 500 round trips in a row), and
+//! kubelet polls the CRI ones every few seconds.
 
 use std::future::Future;
 
