@@ -163,8 +163,7 @@ fn spawn(exe: &Arc<OwnedFd>, binary: &Path) -> Result<Live, Unavailable> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| Unavailable(format!("socketpair: {e}")))?;
-    let mut child = tokio::process::Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()))
-        .arg0(binary)
+    let mut child = crate::shims::clone_command(exe, binary)
         .arg("launcher")
         .stdin(std::process::Stdio::from(theirs))
         .stdout(std::process::Stdio::null())

@@ -67,7 +67,7 @@ impl Shims {
                     Ok(LaunchAnswer::Started(boot)) => Some(boot),
                     Ok(LaunchAnswer::Failed { error }) => {
                         return Err(ApiError::Internal(format!(
-                            "starting the shim failed: {error}"
+                            "starting the shim of {id:?} failed: {error}"
                         )))
                     }
                     Err(Unavailable(why)) => {
@@ -111,11 +111,10 @@ impl Shims {
         bundle: &Path,
     ) -> Result<Bootstrap, ApiError> {
         let mut cmd = match exe {
-            Some(fd) => tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            Some(fd) => clone_command(fd, &self.binary),
             None => tokio::process::Command::new(&self.binary),
         };
         let run = cmd
-            .arg0(&self.binary)
             .args(["start", "--namespace", ns, "--id", id, "--bundle"])
             .arg(bundle)
             .arg("--socket-dir")
@@ -133,7 +132,7 @@ impl Shims {
             .map_err(|e| ApiError::internal(&format!("running {}", self.binary.display()), e))?;
         if !out.status.success() {
             return Err(ApiError::Internal(format!(
-                "starting the shim failed: {}",
+                "starting the shim of {id:?} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
@@ -231,6 +230,14 @@ impl Shims {
         }
         Ok(client)
     }
+}
+
+/// `binary` executed from its read-only clone `exe` (see `Shims::program`); argv[0] stays the
+/// binary's path, which is what ps and the orphan pass look for.
+pub fn clone_command(exe: &OwnedFd, binary: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+    cmd.arg0(binary);
+    cmd
 }
 
 fn unsupported(id: &str, version: u32) -> String {

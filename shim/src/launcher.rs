@@ -28,7 +28,9 @@ const REAP_EVERY_MS: u16 = 20;
 pub fn run(argv0: &str) -> anyhow::Result<()> {
     // Refuse to run where the shims could not carry their own command line (a kernel without
     // CONFIG_CHECKPOINT_RESTORE): berthd then executes `berth-shim start` for each.
-    crate::title::set(&[argv0, "launcher"]).context("setting the command line (PR_SET_MM_MAP)")?;
+    let layout = crate::title::Layout::current()
+        .and_then(|l| l.set_args(&[argv0, "launcher"]).map(|()| l))
+        .context("setting the command line (PR_SET_MM_MAP)")?;
     // SAFETY: fd 0 stays open for the life of the process (only children replace it).
     let control = unsafe { BorrowedFd::borrow_raw(0) };
     let mut buf = vec![0u8; 64 * 1024];
@@ -66,7 +68,7 @@ pub fn run(argv0: &str) -> anyhow::Result<()> {
         // may run any code. It also never sets up what the shim sets up once per process
         // (the log subscriber, the async runtime): each forked shim does that itself.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => child(argv0, &request, answer),
+            Ok(ForkResult::Child) => child(argv0, &layout, &request, answer),
             Ok(ForkResult::Parent { .. }) => running += 1,
             Err(e) => reply(answer, failed(format!("fork: {e}"))),
         }
@@ -115,7 +117,7 @@ fn reap() -> usize {
 }
 
 /// The forked child: `berth-shim start` with the answer stream as stdout.
-fn child(argv0: &str, req: &LaunchRequest, answer: OwnedFd) -> ! {
+fn child(argv0: &str, layout: &crate::title::Layout, req: &LaunchRequest, answer: OwnedFd) -> ! {
     let code = match take_stdio(answer) {
         Ok(()) => {
             let bundle = req.bundle.to_string_lossy();
@@ -132,7 +134,8 @@ fn child(argv0: &str, req: &LaunchRequest, answer: OwnedFd) -> ! {
                 "--socket-dir",
                 &socket_dir,
             ];
-            let started = crate::title::set(&args)
+            let started = layout
+                .set_args(&args)
                 .context("setting the shim's command line")
                 .and_then(|()| crate::start(&req.namespace, &req.id, &req.bundle, &req.socket_dir));
             let answer = match started {
